@@ -1,0 +1,195 @@
+"""Streaming Avatar: a talking avatar streamed to the browser over WebRTC.
+
+Layout and event wiring only; everything else lives in avatar_core/.
+Run: python app.py [--share]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import threading
+import time
+from functools import partial, wraps
+
+import gradio as gr
+from fastrtc import WebRTC
+from fastrtc.tracks import VideoStreamHandler
+
+from avatar_core import backgrounds, streams
+from avatar_core.controller import Controller
+from avatar_core.face import LOOKS, QUALITY_SIZES
+from avatar_core.local_factory import make_local_avatar, warm_up
+from avatar_core.media import FPS, TICK_S
+from avatar_core.session import UserError
+from avatar_core.sessions import SessionManager
+from avatar_core.settings import Settings, SettingsError, load_settings
+from avatar_core.speech import default_catalog
+
+log = logging.getLogger("avatar")
+
+DESCRIPTION = (
+    "Create a session, start the stream, then type something for the avatar to say. "
+    "The green screen is removed on the server; pick what replaces it below."
+)
+
+
+def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
+    sessions = SessionManager(make_local_avatar, settings.max_sessions, settings.session_idle_timeout_s,
+                              video_delay_ticks=round(settings.video_delay_ms / 1000 / TICK_S))
+    controller = Controller(sessions)
+    voices = default_catalog()
+
+    def user_errors(fn):
+        """UserError -> gr.Error: shown in the page, raised to API callers, nothing changed."""
+        @wraps(fn)  # keeps the signature, so Gradio still injects gr.Request
+        async def wrapper(*args, **kwargs):
+            try:
+                return await fn(*args, **kwargs)
+            except UserError as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
+
+        return wrapper
+
+    @user_errors
+    async def new_session(avatar_id: str, voice_id: str, quality: str, request: gr.Request):
+        session_id = await controller.new_session(request.session_hash, avatar_id, voice_id, quality)
+        return session_id, controller.status(request.session_hash)[1]
+
+    @user_errors
+    async def start_stream(request: gr.Request):
+        controller.start(request.session_hash)
+        return controller.status(request.session_hash)[1]
+
+    @user_errors
+    async def repeat(text: str, request: gr.Request):
+        await controller.repeat(request.session_hash, text)
+        return controller.status(request.session_hash)[1]
+
+    @user_errors
+    async def close_session(request: gr.Request):
+        await controller.close(request.session_hash)
+        return None, controller.status(request.session_hash)[1]
+
+    @user_errors
+    async def set_background(remove: bool, kind: str, color: str, preset: str, upload: str | None,
+                             request: gr.Request):
+        await controller.set_background(request.session_hash, remove, kind, color, preset, upload)
+        return controller.status(request.session_hash)[1]
+
+    def refresh_status(seen_version: int, request: gr.Request):
+        version, text = controller.status(request.session_hash)
+        if version == seen_version:
+            return gr.skip(), gr.skip()
+        return text, version
+
+    async def unload(request: gr.Request):
+        await controller.unload(request.session_hash)
+
+    with gr.Blocks(title="Streaming Avatar", theme=gr.themes.Soft()) as demo:
+        gr.Markdown("# Streaming Avatar\n" + DESCRIPTION)
+        session_id = gr.State(None)
+        log_version = gr.State(-1)
+        with gr.Row(equal_height=True):
+            avatar_id = gr.Dropdown([(look.label, look.look_id) for look in LOOKS.values()], value="ava",
+                                    label="Avatar ID", allow_custom_value=True)
+            voice_id = gr.Dropdown(voices.choices(), value=voices.default_id, label="Voice ID",
+                                   allow_custom_value=True)
+            quality = gr.Dropdown([(f"{q} ({w}x{h})", q) for q, (w, h) in QUALITY_SIZES.items()],
+                                  value=settings.default_quality, label="Quality")
+            new_btn = gr.Button("New", variant="primary", elem_id="new-btn")
+            start_btn = gr.Button("Start", elem_id="start-btn")
+            close_btn = gr.Button("Close", variant="stop", elem_id="close-btn")
+        with gr.Row(equal_height=True):
+            message = gr.Textbox(label="Message", placeholder="Type what the avatar should say",
+                                 max_length=1000, scale=4, elem_id="message")
+            repeat_btn = gr.Button("Repeat", elem_id="repeat-btn")
+        status = gr.Textbox(label="Status", lines=7, max_lines=7, interactive=False, autoscroll=True,
+                            elem_id="status")
+        with gr.Row():
+            with gr.Column(scale=3):
+                video = WebRTC(label="Avatar", mode="receive", modality="video", elem_id="avatar-video")
+            with gr.Column(scale=1):
+                audio = WebRTC(label="Voice", mode="receive", modality="audio", elem_id="avatar-audio")
+                with gr.Group():
+                    remove_bg = gr.Checkbox(label="Remove background", value=False, elem_id="remove-bg")
+                    bg_kind = gr.Radio([("Colour", "color"), ("Preset", "preset"), ("Upload", "upload")],
+                                       value="color", label="Replace with")
+                    bg_color = gr.ColorPicker(value="#1e293b", label="Colour")
+                    bg_preset = gr.Dropdown(backgrounds.preset_names(), value="studio", label="Preset")
+                    bg_upload = gr.File(label="Picture (PNG, JPEG or WebP, up to 8 MB)",
+                                        file_types=[".png", ".jpg", ".jpeg", ".webp"], type="filepath")
+
+        new_btn.click(new_session, [avatar_id, voice_id, quality], [session_id, status], api_name="new_session")
+        started = start_btn.click(start_stream, None, status, api_name="start_stream")
+        repeat_btn.click(repeat, message, status, api_name="repeat")
+        message.submit(repeat, message, status, api_name=False)
+        close_btn.click(close_session, None, [session_id, status], api_name="close_session")
+        bg_inputs = [remove_bg, bg_kind, bg_color, bg_preset, bg_upload]
+        gr.on([remove_bg.change, bg_kind.change, bg_color.change, bg_preset.change, bg_upload.upload],
+              set_background, bg_inputs, status, api_name="set_background", trigger_mode="always_last")
+
+        # both streams start only when start_stream succeeded, and read the same session's clock
+        stream_limit = settings.max_sessions * 2
+        video_frames = partial(streams.video_frames, sessions, streams.peer_closer(video, sessions))
+        audio_chunks = partial(streams.audio_chunks, sessions, streams.peer_closer(audio, sessions))
+        video.stream(VideoStreamHandler(video_frames, fps=FPS), inputs=[session_id],
+                     outputs=[video], trigger=started.success, concurrency_limit=stream_limit, time_limit=None)
+        audio.stream(audio_chunks, inputs=[session_id], outputs=[audio],
+                     trigger=started.success, concurrency_limit=stream_limit, time_limit=None)
+
+        timer = gr.Timer(1.0)
+        timer.tick(refresh_status, log_version, [status, log_version], show_progress="hidden", api_name=False)
+        demo.load(refresh_status, log_version, [status, log_version], api_name=False)
+        demo.unload(unload)
+
+    demo.queue(default_concurrency_limit=max(8, settings.max_sessions * 2))
+    return demo, controller
+
+
+def close_everything(controller: Controller, reason: str) -> None:
+    """Close every session on the server's event loop (they own tasks there)."""
+    loop = controller.sessions.loop
+    if loop is None or not len(controller.sessions):
+        return
+    future = asyncio.run_coroutine_threadsafe(controller.sessions.close_all(reason), loop)
+    try:
+        future.result(timeout=10)
+    except Exception:
+        log.exception("closing sessions at shutdown failed")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Streaming Avatar")
+    parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"Cannot start: {exc}", file=sys.stderr)
+        return 2
+    threading.Thread(target=warm_up, args=("ava", default_catalog().default_id, settings.default_quality),
+                     daemon=True).start()
+    demo, controller = build_app(settings)
+    demo.launch(share=args.share or settings.share, prevent_thread_lock=True)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    log.info("shutting down: closing %d session(s)", len(controller.sessions))
+    close_everything(controller, "the server is shutting down")
+    demo.close()
+    time.sleep(0.2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Streaming Avatar: everything that is not page layout (see README)."""

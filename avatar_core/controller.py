@@ -1,0 +1,145 @@
+"""What each button does, per browser, independent of Gradio.
+
+Every action either succeeds and logs what happened, or raises UserError after
+logging the message, having changed nothing. `app.py` turns UserError into
+gr.Error, so the page shows it and "Use via API" callers get it as an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field, replace
+
+from .backgrounds import BackgroundChoice, BackgroundError, load_upload, parse_color
+from .session import AvatarSession, SessionState, UserError
+from .sessions import SessionManager
+from .status_log import StatusLog
+
+BROWSER_FORGET_S = 3600  # a browser with no session and no action for this long is forgotten
+
+
+@dataclass
+class Browser:
+    log: StatusLog = field(default_factory=StatusLog)
+    session_id: str | None = None
+    background: BackgroundChoice = field(default_factory=BackgroundChoice)
+    last_seen: float = field(default_factory=time.monotonic)
+
+
+class Controller:
+    def __init__(self, sessions: SessionManager) -> None:
+        self.sessions = sessions
+        self._browsers: dict[str, Browser] = {}
+
+    # --- browsers ------------------------------------------------------------------------
+    def browser(self, key: str) -> Browser:
+        browser = self._browsers.get(key)
+        if browser is None:
+            self._forget_stale_browsers()
+            browser = self._browsers[key] = Browser()
+            browser.log.add("Welcome. Pick an avatar, a voice and a quality, then click New.")
+        browser.last_seen = time.monotonic()
+        return browser
+
+    def _forget_stale_browsers(self) -> None:
+        now = time.monotonic()
+        for key, b in list(self._browsers.items()):
+            if now - b.last_seen > BROWSER_FORGET_S and self.sessions.get(b.session_id) is None:
+                del self._browsers[key]
+
+    def _fail(self, browser: Browser, message: str) -> UserError:
+        browser.log.add(f"Error: {message}")
+        return UserError(message)
+
+    def _session(self, browser: Browser, action: str) -> AvatarSession:
+        session = self.sessions.get(browser.session_id)
+        if session is None or session.state is SessionState.CLOSED:
+            raise self._fail(browser, f"There is no open session to {action}. Click New first.")
+        return session
+
+    # --- actions -------------------------------------------------------------------------
+    async def new_session(self, key: str, avatar_id: str, voice_id: str, quality: str) -> str:
+        browser = self.browser(key)
+        current = self.sessions.get(browser.session_id)
+        if current is not None and current.state is not SessionState.CLOSED:
+            raise self._fail(browser, f"Session {current.short_id} is already open. Click Close before "
+                                      "creating a new one.")
+        browser.log.add("Creating a new session... please wait")
+        try:
+            session = await self.sessions.create(key, browser.log, avatar_id, voice_id, quality)
+        except UserError as exc:
+            raise self._fail(browser, str(exc)) from None
+        browser.session_id = session.id
+        await self._apply_background(browser, session)
+        browser.log.add(f"Session {session.short_id} created ({session.provider.description}). "
+                        "Click Start to begin the stream.")
+        return session.id
+
+    def start(self, key: str) -> str:
+        browser = self.browser(key)
+        session = self._session(browser, "start")
+        try:
+            session.request_start()
+        except UserError as exc:
+            raise self._fail(browser, str(exc)) from None
+        return session.id
+
+    async def repeat(self, key: str, text: str) -> None:
+        browser = self.browser(key)
+        session = self._session(browser, "speak in")
+        try:
+            await session.speak(text or "")
+        except UserError as exc:
+            raise self._fail(browser, str(exc)) from None
+        browser.log.add(f"Repeat sent ({len(text.strip())} characters).")
+
+    async def close(self, key: str, reason: str = "closed by you") -> None:
+        browser = self.browser(key)
+        session = self._session(browser, "close")
+        browser.log.add("Closing the session... please wait")
+        await self.sessions.close(session, reason)
+
+    async def set_background(self, key: str, remove: bool, kind: str, color: str, preset: str,
+                             upload_path: str | None) -> str:
+        browser = self.browser(key)
+        try:
+            choice = replace(browser.background, remove=bool(remove), kind=kind)
+            if kind == "color":
+                choice = replace(choice, color=parse_color(color))
+            elif kind == "preset":
+                choice = replace(choice, preset=preset)
+            elif kind == "upload":
+                if upload_path:
+                    choice = replace(choice, upload=await asyncio.to_thread(load_upload, upload_path))
+            else:
+                raise BackgroundError(f"Unknown background kind {kind!r}; use color, preset or upload.")
+            session = self.sessions.get(browser.session_id)
+            if session is not None and session.state is not SessionState.CLOSED:
+                width, height = session.pipeline.size
+                frame = await asyncio.to_thread(choice.render, width, height)
+                session.set_background(frame)
+        except BackgroundError as exc:
+            raise self._fail(browser, str(exc)) from None
+        browser.background = choice
+        browser.log.add(choice.describe())
+        return choice.describe()
+
+    async def _apply_background(self, browser: Browser, session: AvatarSession) -> None:
+        width, height = session.pipeline.size
+        try:
+            frame = await asyncio.to_thread(browser.background.render, width, height)
+        except BackgroundError as exc:
+            browser.log.add(f"Background left as green screen: {exc}")
+            return
+        session.set_background(frame)
+
+    async def unload(self, key: str) -> None:
+        """The tab was closed: close its session and forget the browser."""
+        browser = self._browsers.pop(key, None)
+        if browser is not None:
+            await self.sessions.close_owner(key, "the page was closed")
+
+    def status(self, key: str) -> tuple[int, str]:
+        browser = self.browser(key)
+        return browser.log.version, browser.log.text()

@@ -1,0 +1,28 @@
+"""The contract every avatar provider meets (in the spirit of LiveKit agents' avatar
+module): it is a media source for the session's clock, and it takes speech commands.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .media import MediaSource
+
+
+class AvatarProvider(MediaSource, Protocol):
+    @property
+    def description(self) -> str:
+        """One line for the status log, e.g. "Ava, voice Heart, low 640x360"."""
+        ...
+
+    async def speak(self, text: str) -> None:
+        """Queue `text` to be spoken; returns once it is accepted, not when it is said."""
+        ...
+
+    async def interrupt(self) -> None:
+        """Stop speaking now and drop whatever is queued."""
+        ...
+
+    async def close(self) -> None:
+        """Release everything; idempotent."""
+        ...

@@ -1,0 +1,128 @@
+"""One avatar session: its lifecycle, its provider and its media clock.
+
+State is derived from the parts (aiortc style), and every exit path (Close, tab
+closed, idle timeout, media failure, server shutdown) goes through one idempotent
+`close()` (pipecat style).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from enum import Enum
+
+import numpy as np
+
+from .media import MediaPipeline
+from .provider import AvatarProvider
+from .speech import MAX_TEXT_CHARS
+from .status_log import StatusLog
+
+CONNECT_WAIT_S = 8.0
+
+
+class UserError(Exception):
+    """Something the person can fix; the message says what. Nothing was changed."""
+
+
+class SessionState(str, Enum):
+    NEW = "new"  # created, not streaming yet
+    CONNECTING = "connecting"  # Start clicked, viewer not attached yet
+    LIVE = "live"  # video and audio are flowing to a viewer
+    CLOSED = "closed"
+
+
+class AvatarSession:
+    def __init__(self, session_id: str, owner: str, provider: AvatarProvider, log: StatusLog,
+                 video_delay_ticks: int = 0) -> None:
+        self.id = session_id
+        self.owner = owner
+        self.log = log
+        self.provider = provider
+        self.pipeline = MediaPipeline(provider, video_delay_ticks, on_speaking=self._on_speaking,
+                                      on_failure=self._on_failure)
+        self.last_activity = time.monotonic()
+        self._start_requested = False
+        self._viewers = {"video": 0, "audio": 0}
+        self._live = asyncio.Event()
+        self._close_task: asyncio.Task[None] | None = None
+        self._loop = asyncio.get_running_loop()
+
+    # --- derived state -------------------------------------------------------------------
+    @property
+    def state(self) -> SessionState:
+        if self._close_task is not None:
+            return SessionState.CLOSED
+        if all(self._viewers.values()):
+            return SessionState.LIVE
+        return SessionState.CONNECTING if self._start_requested else SessionState.NEW
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+    def touch(self) -> None:
+        self.last_activity = time.monotonic()
+
+    # --- actions -------------------------------------------------------------------------
+    def request_start(self) -> None:
+        if self._start_requested:
+            raise UserError("The stream is already started for this session.")
+        self._start_requested = True
+        self.touch()
+        self.pipeline.start()
+        self.log.add("Starting the stream... (connecting video and audio)")
+
+    async def speak(self, text: str) -> None:
+        text = text.strip()
+        if not text:
+            raise UserError("Type a message for the avatar to say first.")
+        if len(text) > MAX_TEXT_CHARS:
+            raise UserError(f"The message is {len(text)} characters; the limit is {MAX_TEXT_CHARS}.")
+        if not self._start_requested:
+            raise UserError("Click Start to begin the stream before sending a message.")
+        if self.state is SessionState.CONNECTING:
+            try:
+                await asyncio.wait_for(self._live.wait(), CONNECT_WAIT_S)
+            except TimeoutError:
+                raise UserError("The stream has not connected yet. Wait for the video to appear, "
+                                "then try again.") from None
+        self.touch()
+        await self.provider.speak(text)
+
+    def set_background(self, background: np.ndarray | None) -> None:
+        self.touch()
+        self.pipeline.set_background(background)
+
+    # --- viewers (the two WebRTC streams) ------------------------------------------------
+    def viewer_attached(self, kind: str) -> None:
+        self._viewers[kind] += 1
+        if self.state is SessionState.LIVE and not self._live.is_set():
+            self._loop.call_soon_threadsafe(self._live.set)
+            self.log.add("Stream connected: video and audio are playing.")
+
+    def viewer_detached(self, kind: str) -> None:
+        self._viewers[kind] = max(0, self._viewers[kind] - 1)
+
+    # --- events from the clock thread ----------------------------------------------------
+    def _on_speaking(self, speaking: bool) -> None:
+        self.log.add("Avatar started speaking." if speaking else "Avatar finished speaking.")
+
+    def _on_failure(self, exc: BaseException) -> None:
+        self.log.add(f"The stream stopped because of an internal error ({type(exc).__name__}); "
+                     "click New to begin again.")
+        self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.close("media failure")))
+
+    # --- the one teardown ----------------------------------------------------------------
+    async def close(self, reason: str) -> None:
+        """Idempotent: the first call tears down, later calls wait for it."""
+        if self._close_task is None:
+            self._close_task = asyncio.ensure_future(self._teardown(reason))
+        await asyncio.shield(self._close_task)
+
+    async def _teardown(self, reason: str) -> None:
+        self.pipeline.stop()
+        try:
+            await self.provider.close()
+        finally:
+            self.log.add(f"Session {self.short_id} closed ({reason}).")

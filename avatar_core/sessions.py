@@ -1,0 +1,94 @@
+"""All live sessions: the MAX_SESSIONS cap, lookup for the streams, idle reaping and
+shutdown. Sessions leave the registry only through `close`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+from .provider import AvatarProvider
+from .session import AvatarSession, UserError
+from .status_log import StatusLog
+
+log = logging.getLogger(__name__)
+
+ProviderFactory = Callable[[str, str, str], AvatarProvider]  # (avatar_id, voice_id, quality)
+
+
+class SessionManager:
+    def __init__(self, provider_factory: ProviderFactory, max_sessions: int, idle_timeout_s: float,
+                 video_delay_ticks: int = 0) -> None:
+        self._factory = provider_factory
+        self.max_sessions = max_sessions
+        self.idle_timeout_s = idle_timeout_s
+        self._video_delay_ticks = video_delay_ticks
+        self._sessions: dict[str, AvatarSession] = {}
+        self._creating = 0  # reserved slots while a provider is being built
+        self._reaper: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def get(self, session_id: str | None) -> AvatarSession | None:
+        return self._sessions.get(session_id) if session_id else None
+
+    def owned_by(self, owner: str) -> list[AvatarSession]:
+        return [s for s in self._sessions.values() if s.owner == owner]
+
+    async def create(self, owner: str, log_: StatusLog, avatar_id: str, voice_id: str,
+                     quality: str) -> AvatarSession:
+        self._ensure_reaper()
+        if len(self._sessions) + self._creating >= self.max_sessions:
+            raise UserError(f"The server is busy: all {self.max_sessions} avatar sessions are in use. "
+                            "Try again in a few minutes.")
+        self._creating += 1
+        try:
+            # building sprites and loading a voice takes a moment: off the event loop
+            provider = await asyncio.to_thread(self._factory, avatar_id, voice_id, quality)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        finally:
+            self._creating -= 1
+        session = AvatarSession(uuid.uuid4().hex, owner, provider, log_, self._video_delay_ticks)
+        self._sessions[session.id] = session
+        return session
+
+    async def close(self, session: AvatarSession, reason: str) -> None:
+        try:
+            await session.close(reason)
+        finally:
+            self._sessions.pop(session.id, None)
+
+    async def close_owner(self, owner: str, reason: str) -> int:
+        sessions = self.owned_by(owner)
+        await asyncio.gather(*(self.close(s, reason) for s in sessions), return_exceptions=True)
+        return len(sessions)
+
+    async def close_idle(self) -> None:
+        now = time.monotonic()
+        idle = [s for s in self._sessions.values() if now - s.last_activity > self.idle_timeout_s]
+        for s in idle:
+            await self.close(s, f"no activity for {self.idle_timeout_s:.0f} s")
+
+    async def close_all(self, reason: str) -> None:
+        await asyncio.gather(*(self.close(s, reason) for s in list(self._sessions.values())),
+                             return_exceptions=True)
+        if self._reaper is not None:
+            self._reaper.cancel()
+
+    def _ensure_reaper(self) -> None:
+        if self._reaper is None or self._reaper.done():
+            self.loop = asyncio.get_running_loop()
+            self._reaper = asyncio.create_task(self._reap_forever())
+
+    async def _reap_forever(self) -> None:
+        period = max(0.5, min(5.0, self.idle_timeout_s / 4))
+        while True:
+            await asyncio.sleep(period)
+            with contextlib.suppress(Exception):
+                await self.close_idle()
