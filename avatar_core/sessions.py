@@ -56,13 +56,15 @@ class SessionManager:
             self._creating -= 1
         session = AvatarSession(uuid.uuid4().hex, owner, provider, log_, self._video_delay_ticks)
         self._sessions[session.id] = session
+        log.info("session %s opened (%d of %d live)", session.short_id, len(self._sessions), self.max_sessions)
         return session
 
     async def close(self, session: AvatarSession, reason: str) -> None:
         try:
             await session.close(reason)
         finally:
-            self._sessions.pop(session.id, None)
+            if self._sessions.pop(session.id, None) is not None:
+                log.info("session %s closed: %s (%d live)", session.short_id, reason, len(self._sessions))
 
     async def close_owner(self, owner: str, reason: str) -> int:
         sessions = self.owned_by(owner)

@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     )
     max_sessions: int = Field(4, ge=1, le=200, description="Live avatar sessions allowed at once.")
     session_idle_timeout_s: float = Field(
-        300.0, ge=10, le=86_400, description="A session with no user action for this long is closed."
+        300.0, ge=1, le=86_400, description="A session with no user action for this long is closed."
     )
     share: bool = Field(False, description="Ask Gradio for a public share link (same as `--share`).")
     default_quality: Literal["low", "medium", "high"] = Field(

@@ -1,0 +1,152 @@
+"""The session state machine through the controller, with the real offline avatar:
+every out-of-order click gives a clear message and changes nothing."""
+
+import asyncio
+
+import pytest
+
+from avatar_core.controller import Controller
+from avatar_core.local_factory import make_local_avatar
+from avatar_core.session import SessionState, UserError
+from avatar_core.sessions import SessionManager
+
+ME, OTHER = "browser-1", "browser-2"
+
+
+def run(coro_fn, max_sessions=2, idle_timeout_s=300.0):
+    async def main():
+        controller = Controller(SessionManager(make_local_avatar, max_sessions, idle_timeout_s))
+        try:
+            return await coro_fn(controller)
+        finally:
+            await controller.sessions.close_all("test over")
+
+    return asyncio.run(main())
+
+
+async def new(c: Controller, key=ME, avatar="ava", voice="heart", quality="low"):
+    return await c.new_session(key, avatar, voice, quality)
+
+
+def attach_viewers(c: Controller, key=ME):
+    session = c.sessions.get(c.browser(key).session_id)
+    session.viewer_attached("video")
+    session.viewer_attached("audio")
+    return session
+
+
+def snapshot(c: Controller):
+    return [(s.id, s.state) for s in c.sessions.owned_by(ME)], c.browser(ME).session_id
+
+
+@pytest.mark.parametrize("action", ["start", "repeat", "close"])
+def test_actions_before_new_are_refused(action):
+    async def body(c):
+        calls = {"start": lambda: c.start(ME), "repeat": lambda: c.repeat(ME, "hi"), "close": lambda: c.close(ME)}
+        before = snapshot(c)
+        with pytest.raises(UserError, match="Click New first"):
+            result = calls[action]()
+            if asyncio.iscoroutine(result):
+                await result
+        assert snapshot(c) == before and len(c.sessions) == 0
+        assert "Click New first" in c.status(ME)[1]
+
+    run(body)
+
+
+def test_full_lifecycle_and_repeated_clicks():
+    async def body(c):
+        session_id = await new(c)
+        session = c.sessions.get(session_id)
+        assert session.state is SessionState.NEW
+        with pytest.raises(UserError, match="already open"):
+            await new(c)
+        with pytest.raises(UserError, match="Click Start"):
+            await c.repeat(ME, "too early")
+        c.start(ME)
+        assert session.state is SessionState.CONNECTING
+        with pytest.raises(UserError, match="already started"):
+            c.start(ME)
+        attach_viewers(c)
+        assert session.state is SessionState.LIVE
+        await c.repeat(ME, "Hello there.")
+        for _ in range(100):  # speech is synthesised off the loop and played by the clock
+            if session.provider.busy:
+                break
+            await asyncio.sleep(0.02)
+        assert session.provider.busy
+        with pytest.raises(UserError, match="Type a message"):
+            await c.repeat(ME, "   ")
+        with pytest.raises(UserError, match="limit is 1000"):
+            await c.repeat(ME, "x" * 1001)
+        await c.close(ME)
+        assert session.state is SessionState.CLOSED and len(c.sessions) == 0
+        assert not session.pipeline.running
+        with pytest.raises(UserError, match="no open session to close"):
+            await c.close(ME)
+        log = c.status(ME)[1]
+        for line in ("created", "Starting the stream", "Stream connected", "Repeat sent", "closed (closed by you)"):
+            assert line in log
+        # and a new session works after a close
+        assert await new(c) != session_id
+
+    run(body)
+
+
+@pytest.mark.parametrize(("field", "value", "valid"), [
+    ("avatar", "nobody", "ava, leo, mira"),
+    ("voice", "fenrir", "heart, espeak-us-male"),
+    ("quality", "ultra", "low (640x360)"),
+])
+def test_unknown_ids_are_refused_with_the_valid_ones(field, value, valid):
+    async def body(c):
+        with pytest.raises(UserError, match=valid.replace("(", r"\(").replace(")", r"\)")):
+            await new(c, **{field: value})
+        assert len(c.sessions) == 0 and c.browser(ME).session_id is None
+
+    run(body)
+
+
+def test_max_sessions_gives_a_busy_message_and_frees_on_close():
+    async def body(c):
+        await new(c, ME)
+        with pytest.raises(UserError, match="busy: all 1 avatar sessions"):
+            await new(c, OTHER)
+        assert len(c.sessions) == 1
+        await c.close(ME)
+        await new(c, OTHER)
+
+    run(body, max_sessions=1)
+
+
+def test_idle_sessions_are_closed():
+    async def body(c):
+        session = c.sessions.get(await new(c))
+        c.start(ME)
+        await asyncio.sleep(1.5)
+        await c.sessions.close_idle()
+        assert session.state is SessionState.CLOSED and len(c.sessions) == 0
+        assert "no activity for 1 s" in c.status(ME)[1]
+
+    run(body, idle_timeout_s=1.0)
+
+
+def test_unload_closes_only_that_browsers_session():
+    async def body(c):
+        mine, theirs = await new(c, ME), await new(c, OTHER)
+        await c.unload(ME)
+        assert c.sessions.get(mine) is None
+        assert c.sessions.get(theirs).state is SessionState.NEW
+
+    run(body)
+
+
+def test_close_is_idempotent_and_stops_the_clock():
+    async def body(c):
+        session = c.sessions.get(await new(c))
+        c.start(ME)
+        await asyncio.gather(session.close("a"), session.close("b"), c.sessions.close(session, "c"))
+        assert not session.pipeline.running
+        assert c.status(ME)[1].count("closed (") == 1
+
+    run(body)

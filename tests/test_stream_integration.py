@@ -1,0 +1,165 @@
+"""Loopback integration: the real app in its own process, and a headless aiortc
+viewer doing what the page's two WebRTC components do."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+from gradio_client.exceptions import AppError
+
+from app_process import ROOT, AppProcess
+from webrtc_viewer import Viewer
+
+METRICS = ROOT / "tests" / ".artifacts" / "stream-metrics.json"
+
+
+@pytest.fixture(scope="module")
+def app():
+    app = AppProcess({"MAX_SESSIONS": "3"}).wait_ready()
+    yield app
+    app.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def greenness(frame: np.ndarray) -> np.ndarray:
+    return frame[..., 1].astype(int) - np.maximum(frame[..., 0], frame[..., 2])
+
+
+async def wait_until(predicate, timeout: float, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(step)
+    return predicate()
+
+
+def test_offline_avatar_streams_speaks_and_keys(app):
+    async def body():
+        viewer = Viewer(app.url)
+        try:
+            log = await viewer.acall("new_session", "ava", "heart", "low")
+            assert "created" in log
+            await viewer.start()
+            t_live = time.monotonic()
+            cpu0 = cpu_seconds(app.proc.pid)
+            await asyncio.sleep(4)
+            cpu_share = (cpu_seconds(app.proc.pid) - cpu0) / (time.monotonic() - t_live)
+            since = t_live + 1  # skip the first second of connection set-up
+            fps, gaps = viewer.video.fps(since), viewer.video.gaps_ms(since)
+            assert viewer.video.size == (640, 360)
+            assert 20 <= fps <= 30, fps
+            assert viewer.audio.fps(since) > 40  # 20 ms Opus packets
+            idle_mouth = viewer.video.max_value(since)
+            idle_loudness = viewer.audio.max_value(since)
+            assert idle_mouth < 0.03 and idle_loudness < 0.01
+
+            t_repeat = time.monotonic()
+            await viewer.acall("repeat", "Hello there! I am the offline avatar, and I can talk.")
+            await asyncio.sleep(3)
+            first_audio = viewer.audio.first_time(lambda rms: rms > 0.02, t_repeat)
+            first_mouth = viewer.video.first_time(lambda dark: dark > 0.05, t_repeat)
+            assert first_audio is not None and first_mouth is not None
+            assert viewer.video.max_value(t_repeat) > 3 * max(idle_mouth, 0.01)
+            assert viewer.audio.max_value(t_repeat) > 0.05
+
+            await viewer.acall("set_background", True, "color", "#3050d0", "studio", None)
+            t_keyed = time.monotonic()
+            assert await wait_until(lambda: viewer.video.times[-1] > t_keyed + 0.3, 5)
+            frame = viewer.video.last_frame
+            assert np.abs(frame[5, 5].astype(int) - (208, 80, 48)).max() < 25  # BGR of #3050d0
+            assert np.mean(greenness(frame) > 40) < 0.001
+            await viewer.acall("set_background", False, "color", "#3050d0", "studio", None)
+            t_plain = time.monotonic()
+            assert await wait_until(lambda: viewer.video.times[-1] > t_plain + 0.3, 5)
+            assert np.mean(greenness(viewer.video.last_frame) > 40) > 0.3  # the green screen is back
+
+            log = await viewer.acall("close_session")
+            assert "closed (closed by you)" in log
+            t_closed = time.monotonic()
+            await asyncio.sleep(1.5)
+            assert not [t for t in viewer.video.times if t > t_closed + 0.5]
+            assert all(pc.connectionState in ("closed", "failed") for pc in viewer.pcs)
+            METRICS.write_text(json.dumps({
+                "fps": fps, "gap_p50_ms": float(np.percentile(gaps, 50)),
+                "gap_p95_ms": float(np.percentile(gaps, 95)),
+                "repeat_to_first_audio_ms": 1000 * (first_audio - t_repeat),
+                "repeat_to_first_mouth_ms": 1000 * (first_mouth - t_repeat),
+                "app_cpu_share_of_one_core": cpu_share,
+            }, indent=1))
+        finally:
+            await viewer.close()
+
+    asyncio.run(body())
+
+
+def test_out_of_order_api_calls_get_the_message(app):
+    viewer = Viewer(app.url)
+    try:
+        for api_name, args, message in [("repeat", ("hi",), "Click New first"), ("start_stream", (), "Click New first"),
+                                        ("close_session", (), "Click New first"),
+                                        ("new_session", ("ava", "fenrir", "low"), "Valid voice IDs")]:
+            with pytest.raises(AppError, match=message):
+                viewer.call(api_name, *args)
+    finally:
+        asyncio.run(viewer.close())
+
+
+def test_two_viewers_are_isolated(app):
+    async def body():
+        a, b = Viewer(app.url), Viewer(app.url)
+        try:
+            await a.acall("new_session", "leo", "espeak-us-male", "low")
+            await b.acall("new_session", "ava", "heart", "low")
+            await asyncio.gather(a.start(), b.start())
+            await asyncio.sleep(1)
+            t = time.monotonic()
+            await a.acall("repeat", "Only I am speaking now, the other avatar stays quiet.")
+            await asyncio.sleep(2.5)
+            assert a.audio.max_value(t) > 0.05 and b.audio.max_value(t) < 0.01
+            assert b.video.max_value(t) < 0.03
+        finally:
+            for v in (a, b):
+                await v.close()
+
+    asyncio.run(body())
+
+
+def test_busy_idle_and_shutdown():
+    """MAX_SESSIONS=1 refuses a second session; an idle one is closed; SIGTERM closes the rest."""
+    app = AppProcess({"MAX_SESSIONS": "1", "SESSION_IDLE_TIMEOUT_S": "3"}).wait_ready()
+    try:
+        async def body():
+            first, second = Viewer(app.url), Viewer(app.url)
+            try:
+                await first.acall("new_session", "mira", "heart", "low")
+                with pytest.raises(AppError, match="busy"):
+                    await second.acall("new_session", "ava", "heart", "low")
+                await first.start()
+                assert await wait_until(lambda: len(first.video.times) > 10, 5)
+                # no action for 3 s: the server closes the session and ends both streams
+                assert await wait_until(lambda: "no activity" in app.output(), 12)
+                assert await wait_until(lambda: all(pc.connectionState in ("closed", "failed")
+                                                    for pc in first.pcs), 10)
+                await second.acall("new_session", "ava", "heart", "low")  # the slot is free again
+            finally:
+                await first.close()
+                await second.close()
+
+        asyncio.run(body())
+        app.proc.send_signal(signal.SIGTERM)
+        assert app.proc.wait(30) == 0
+        assert "closed: the server is shutting down (0 live)" in app.output()
+    finally:
+        app.stop()
