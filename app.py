@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from functools import partial, wraps
 
 import gradio as gr
@@ -30,6 +31,8 @@ from avatar_core.settings import Settings, SettingsError, load_settings
 from avatar_core.speech import default_catalog
 
 log = logging.getLogger("avatar")
+# fastrtc 0.0.34 needs gradio<6, whose replacements for these parameters do not exist yet
+warnings.filterwarnings("ignore", message=".*removed in Gradio 6.0", category=DeprecationWarning)
 
 DESCRIPTION = (
     "Create a session, start the stream, then type something for the avatar to say. "
@@ -95,14 +98,14 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
         log_version = gr.State(-1)
         with gr.Row(equal_height=True):
             avatar_id = gr.Dropdown([(look.label, look.look_id) for look in LOOKS.values()], value="ava",
-                                    label="Avatar ID", allow_custom_value=True)
+                                    label="Avatar ID", allow_custom_value=True, scale=2)
             voice_id = gr.Dropdown(voices.choices(), value=voices.default_id, label="Voice ID",
-                                   allow_custom_value=True)
+                                   allow_custom_value=True, scale=2)
             quality = gr.Dropdown([(f"{q} ({w}x{h})", q) for q, (w, h) in QUALITY_SIZES.items()],
-                                  value=settings.default_quality, label="Quality")
-            new_btn = gr.Button("New", variant="primary", elem_id="new-btn")
-            start_btn = gr.Button("Start", elem_id="start-btn")
-            close_btn = gr.Button("Close", variant="stop", elem_id="close-btn")
+                                  value=settings.default_quality, label="Quality", scale=2)
+            new_btn = gr.Button("New", variant="primary", elem_id="new-btn", scale=1, min_width=90)
+            start_btn = gr.Button("Start", elem_id="start-btn", scale=1, min_width=90)
+            close_btn = gr.Button("Close", variant="stop", elem_id="close-btn", scale=1, min_width=90)
         with gr.Row(equal_height=True):
             message = gr.Textbox(label="Message", placeholder="Type what the avatar should say",
                                  max_length=1000, scale=4, elem_id="message")

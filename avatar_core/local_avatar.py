@@ -44,7 +44,7 @@ class LocalAvatar:
     @property
     def description(self) -> str:
         w, h = self.size
-        return f"{self._look.label.split(' (')[0]}, voice {self._voice.label}, {self._quality} {w}x{h}"
+        return f"{self._look.label}, voice {self._voice.label}, {self._quality} {w}x{h}"
 
     def tick(self, index: int) -> MediaTick:
         audio, speaking = self._speech.pull(SAMPLES_PER_TICK)

@@ -163,8 +163,8 @@ class VoiceCatalog:
 @cache
 def default_catalog() -> VoiceCatalog:
     voices: list[Voice] = [
-        HibariVoice("heart", "Heart (US female, natural)", "heart"),
-        EspeakVoice("espeak-us-male", "eSpeak US male (robotic)", "en-us", rate_wpm=160, pitch=40),
-        EspeakVoice("espeak-uk-female", "eSpeak UK female (robotic)", "en-gb+f3", rate_wpm=160, pitch=60),
+        HibariVoice("heart", "Heart (natural)", "heart"),
+        EspeakVoice("espeak-us-male", "eSpeak US male", "en-us", rate_wpm=160, pitch=40),
+        EspeakVoice("espeak-uk-female", "eSpeak UK female", "en-gb+f3", rate_wpm=160, pitch=60),
     ]
     return VoiceCatalog({v.voice_id: v for v in voices})

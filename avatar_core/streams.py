@@ -13,17 +13,19 @@ and leaves the browser's connection open.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 from fastrtc.utils import get_current_context
 
-from .media import AUDIO_RATE
+from .media import AUDIO_RATE, SAMPLES_PER_TICK, TICK_S
 from .session import SessionState
 from .sessions import SessionManager
 
 PeerCloser = Callable[[str], None]
+CLOSE_GRACE_TICKS = 50
 
 
 def peer_closer(component: Any, sessions: SessionManager) -> PeerCloser:
@@ -66,5 +68,9 @@ def audio_chunks(sessions: SessionManager, close_peer: PeerCloser,
         for chunk in session.pipeline.audio_chunks():
             yield AUDIO_RATE, chunk
         close_peer(webrtc_id)
+        silence = np.zeros(SAMPLES_PER_TICK, np.float32)
+        for _ in range(CLOSE_GRACE_TICKS):  # until the closed connection stops asking
+            time.sleep(TICK_S)
+            yield AUDIO_RATE, silence
     finally:
         session.viewer_detached("audio")
