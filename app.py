@@ -17,8 +17,7 @@ import warnings
 from functools import partial, wraps
 
 import gradio as gr
-from fastrtc import WebRTC
-from fastrtc.tracks import VideoStreamHandler
+from fastrtc import VideoStreamHandler, WebRTC
 
 from avatar_core import backgrounds, streams
 from avatar_core.controller import Controller
@@ -178,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=warm_up, args=("ava", default_catalog().default_id, settings.default_quality),
                      daemon=True).start()
     demo, controller = build_app(settings)
-    demo.launch(share=args.share or settings.share, prevent_thread_lock=True)
+    demo.launch(server_name=settings.gradio_server_name, server_port=settings.gradio_server_port,
+                share=args.share or settings.share, max_file_size=backgrounds.UPLOAD_MAX_BYTES,
+                prevent_thread_lock=True)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     session_idle_timeout_s: float = Field(
         300.0, ge=1, le=86_400, description="A session with no user action for this long is closed."
     )
+    gradio_server_name: str = Field("127.0.0.1", min_length=1, description="Address to listen on.")
+    gradio_server_port: int = Field(7860, ge=1, le=65535, description="Port to listen on.")
     share: bool = Field(False, description="Ask Gradio for a public share link (same as `--share`).")
     default_quality: Literal["low", "medium", "high"] = Field(
         "low", description="Quality selected when the page opens."

@@ -93,6 +93,18 @@ def test_new_start_repeat_background_close(app, browser):
     expect_status(page, "closed (closed by you)", 10_000)
     page.click("#repeat-btn")  # out of order: a message, nothing else
     expect_status(page, "Click New first", 10_000)
+
+    # a second session in the same tab streams again
+    page.click("#new-btn")
+    page.wait_for_function("""() => document.querySelector('#status textarea').value
+        .split('\\n').slice(-1)[0].includes('Click Start')""", timeout=30_000)
+    page.click("#start-btn")
+    page.wait_for_function("""() => document.querySelector('#status textarea').value
+        .split('\\n').slice(-1)[0].includes('Stream connected')""", timeout=30_000)
+    before, after = playing(page, "#avatar-video video")
+    assert after["time"] > before["time"] and not after["paused"]
+    page.click("#close-btn")
+    expect_status(page, "closed (closed by you)", 10_000)
     assert "Traceback" not in app.output()
     page.close()
 

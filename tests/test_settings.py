@@ -15,7 +15,8 @@ def test_defaults(monkeypatch):
 
 
 @pytest.mark.parametrize(("name", "value"), [("MAX_SESSIONS", "0"), ("MAX_SESSIONS", "many"),
-                                             ("SESSION_IDLE_TIMEOUT_S", "-5"), ("AVATAR_PROVIDER", "acme")])
+                                             ("SESSION_IDLE_TIMEOUT_S", "-5"), ("AVATAR_PROVIDER", "acme"),
+                                             ("GRADIO_SERVER_PORT", "99999"), ("DEFAULT_QUALITY", "4k")])
 def test_invalid_settings_name_the_variable(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(SettingsError, match=name):
