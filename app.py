@@ -17,7 +17,7 @@ import warnings
 from functools import partial, wraps
 
 import gradio as gr
-from fastrtc import VideoStreamHandler, WebRTC
+from fastrtc import WebRTC
 
 from avatar_core import backgrounds, streams
 from avatar_core.controller import Controller
@@ -82,7 +82,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
         await controller.set_background(request.session_hash, remove, kind, color, preset, upload)
         return controller.status(request.session_hash)[1]
 
-    def refresh_status(seen_version: int, request: gr.Request):
+    async def refresh_status(seen_version: int, request: gr.Request):  # async: runs on the loop, like the rest
         version, text = controller.status(request.session_hash)
         if version == seen_version:
             return gr.skip(), gr.skip()
@@ -138,7 +138,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
         stream_limit = settings.max_sessions * 2
         video_frames = partial(streams.video_frames, sessions, streams.peer_closer(video, sessions))
         audio_chunks = partial(streams.audio_chunks, sessions, streams.peer_closer(audio, sessions))
-        video.stream(VideoStreamHandler(video_frames, fps=FPS), inputs=[session_id],
+        video.stream(streams.StableVideoHandler(video_frames, fps=FPS), inputs=[session_id],
                      outputs=[video], trigger=started.success, concurrency_limit=stream_limit, time_limit=None)
         audio.stream(audio_chunks, inputs=[session_id], outputs=[audio],
                      trigger=started.success, concurrency_limit=stream_limit, time_limit=None)

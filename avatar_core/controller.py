@@ -23,6 +23,7 @@ BROWSER_FORGET_S = 3600  # a browser with no session and no action for this long
 class Browser:
     log: StatusLog = field(default_factory=StatusLog)
     session_id: str | None = None
+    creating: bool = False  # a New is in progress: a second one must not orphan it
     background: BackgroundChoice = field(default_factory=BackgroundChoice)
     last_seen: float = field(default_factory=time.monotonic)
 
@@ -65,11 +66,19 @@ class Controller:
         if current is not None and current.state is not SessionState.CLOSED:
             raise self._fail(browser, f"Session {current.short_id} is already open. Click Close before "
                                       "creating a new one.")
+        if browser.creating:
+            raise self._fail(browser, "A session is already being created; wait for it.")
         browser.log.add("Creating a new session... please wait")
+        browser.creating = True
         try:
             session = await self.sessions.create(key, browser.log, avatar_id, voice_id, quality)
         except UserError as exc:
             raise self._fail(browser, str(exc)) from None
+        finally:
+            browser.creating = False
+        if self._browsers.get(key) is not browser:  # the tab closed while it was being built
+            await self.sessions.close(session, "the page was closed")
+            raise UserError("The page was closed.")
         browser.session_id = session.id
         await self._apply_background(browser, session)
         browser.log.add(f"Session {session.short_id} created ({session.provider.description}). "
@@ -115,9 +124,10 @@ class Controller:
             else:
                 raise BackgroundError(f"Unknown background kind {kind!r}; use color, preset or upload.")
             session = self.sessions.get(browser.session_id)
-            if session is not None and session.state is not SessionState.CLOSED:
-                width, height = session.pipeline.size
-                frame = await asyncio.to_thread(choice.render, width, height)
+            live = session is not None and session.state is not SessionState.CLOSED
+            width, height = session.pipeline.size if live else (64, 36)  # no session: just validate
+            frame = await asyncio.to_thread(choice.render, width, height)
+            if live:
                 session.set_background(frame)
         except BackgroundError as exc:
             raise self._fail(browser, str(exc)) from None

@@ -59,9 +59,7 @@ def remove_green(
         raise ValueError(f"frame {frame.shape} and background {background.shape} must match (H, W, 3)")
     if out is None:
         out = np.empty_like(frame)
-    _key_composite(
-        np.ascontiguousarray(frame), np.ascontiguousarray(background), out, soft_low, soft_high
-    )
+    _key_composite(frame, background, out, soft_low, soft_high)  # views work: numba handles strides
     return out
 
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from collections.abc import Callable
 
 from .audio_buffer import AudioBuffer
 from .face import QUALITY_SIZES, FaceRenderer, get_look
 from .media import FPS, SAMPLES_PER_TICK, MediaTick
 from .motion import IdleMotion, MouthFollower
+from .provider import SpeechQueueFullError
 from .speech import Voice
+
+log = logging.getLogger(__name__)
+MAX_QUEUED_TEXTS = 3  # beyond this, speak() refuses instead of piling up audio
 
 
 class UnknownQualityError(ValueError):
@@ -36,6 +42,7 @@ class LocalAvatar:
         self._worker: asyncio.Task[None] | None = None
         self._generation = 0  # bumped by interrupt: synthesis started before it is dropped
         self._closed = False
+        self.on_event: Callable[[str], None] | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -54,6 +61,8 @@ class LocalAvatar:
     async def speak(self, text: str) -> None:
         if self._closed:
             raise RuntimeError("avatar is closed")
+        if self._texts.qsize() >= MAX_QUEUED_TEXTS:
+            raise SpeechQueueFullError(f"{MAX_QUEUED_TEXTS} messages are already waiting to be spoken.")
         self._texts.put_nowait(text)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._synthesize_queued())
@@ -62,12 +71,17 @@ class LocalAvatar:
         while not self._texts.empty():
             text = self._texts.get_nowait()
             generation = self._generation
-            sentences = iter(self._voice.sentences(text))
-            # one sentence at a time off the event loop: speech starts after the first
-            while (audio := await asyncio.to_thread(next, sentences, None)) is not None:
-                if generation != self._generation:
-                    break
-                self._speech.push(audio)
+            try:
+                sentences = iter(self._voice.sentences(text))
+                # one sentence at a time off the event loop: speech starts after the first
+                while (audio := await asyncio.to_thread(next, sentences, None)) is not None:
+                    if generation != self._generation:
+                        break
+                    self._speech.push(audio)
+            except Exception as exc:  # one bad message must not silence the ones after it
+                log.exception("speech synthesis failed")
+                if self.on_event:
+                    self.on_event(f"Error: the voice could not say that message ({type(exc).__name__}).")
 
     @property
     def busy(self) -> bool:

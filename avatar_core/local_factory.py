@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from .face import face_sprites
 from .keying import warm_up as warm_up_keying
-from .local_avatar import LocalAvatar, check_quality
+from .local_avatar import LocalAvatar
 from .speech import default_catalog
 
 
 def make_local_avatar(avatar_id: str, voice_id: str, quality: str) -> LocalAvatar:
     voice = default_catalog().get(voice_id)  # refuses unknown IDs, listing valid ones
-    return LocalAvatar(avatar_id, voice, check_quality(quality))
+    return LocalAvatar(avatar_id, voice, quality)
 
 
 def warm_up(avatar_id: str, voice_id: str, quality: str) -> None:
-    """Compile the key, draw the default sprites and load the default voice ahead of
-    the first click, so New and the first Repeat are quick."""
+    """Compile the key, draw the default sprites and load the voices ahead of the first
+    click, so New and the first Repeat are quick."""
     warm_up_keying()
     face_sprites(avatar_id, quality)
-    for _ in default_catalog().get(voice_id).sentences("Hi."):
-        pass
+    for voice in default_catalog().voices.values():
+        for _ in voice.sentences("Hi."):
+            pass

@@ -49,17 +49,6 @@ class MediaSource(Protocol):
     def tick(self, index: int) -> MediaTick: ...
 
 
-@dataclass
-class PipelineStats:
-    ticks: int = 0
-    late_ticks: int = 0
-    work_s: float = 0.0  # time spent producing and keying frames
-
-    @property
-    def work_ms_per_tick(self) -> float:
-        return 1000 * self.work_s / self.ticks if self.ticks else 0.0
-
-
 class MediaPipeline:
     def __init__(
         self,
@@ -83,7 +72,6 @@ class MediaPipeline:
         self._thread = threading.Thread(target=self._run, name="media-clock", daemon=True)
         self._on_speaking = on_speaking
         self._on_failure = on_failure
-        self.stats = PipelineStats()
 
     @property
     def size(self) -> tuple[int, int]:
@@ -139,13 +127,9 @@ class MediaPipeline:
                         break
                 elif delay < -0.25:  # far behind (machine stalled): re-anchor, don't burst
                     start = time.monotonic() - index * TICK_S
-                    self.stats.late_ticks += 1
-                t0 = time.perf_counter()
                 tick = self._source.tick(index)
                 self._publish_frame(tick.frame, index)
                 self._publish_audio(tick.audio)
-                self.stats.work_s += time.perf_counter() - t0
-                self.stats.ticks += 1
                 if tick.speaking != was_speaking and self._on_speaking:
                     self._on_speaking(tick.speaking)
                 was_speaking = tick.speaking

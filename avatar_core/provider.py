@@ -4,12 +4,20 @@ module): it is a media source for the session's clock, and it takes speech comma
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from .media import MediaSource
 
 
+class SpeechQueueFullError(RuntimeError):
+    """speak() refused: too much is already waiting to be spoken."""
+
+
 class AvatarProvider(MediaSource, Protocol):
+    on_event: Callable[[str], None] | None
+    """Set by the session: where the provider reports what happens in the background."""
+
     @property
     def description(self) -> str:
         """One line for the status log, e.g. "Ava, voice Heart, low 640x360"."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from enum import Enum
 
 import numpy as np
 
 from .media import MediaPipeline
-from .provider import AvatarProvider
+from .provider import AvatarProvider, SpeechQueueFullError
 from .speech import MAX_TEXT_CHARS
 from .status_log import StatusLog
 
@@ -34,11 +35,13 @@ class SessionState(str, Enum):
 
 class AvatarSession:
     def __init__(self, session_id: str, owner: str, provider: AvatarProvider, log: StatusLog,
-                 video_delay_ticks: int = 0) -> None:
+                 video_delay_ticks: int = 0, on_closed: Callable[[AvatarSession, str], None] | None = None) -> None:
         self.id = session_id
         self.owner = owner
         self.log = log
         self.provider = provider
+        provider.on_event = log.add  # background problems (e.g. a failed synthesis) reach the page
+        self._on_closed = on_closed
         self.pipeline = MediaPipeline(provider, video_delay_ticks, on_speaking=self._on_speaking,
                                       on_failure=self._on_failure)
         self.last_activity = time.monotonic()
@@ -87,8 +90,13 @@ class AvatarSession:
             except TimeoutError:
                 raise UserError("The stream has not connected yet. Wait for the video to appear, "
                                 "then try again.") from None
+        if self.state is SessionState.CLOSED:
+            raise UserError("The session was closed. Click New to begin again.")
         self.touch()
-        await self.provider.speak(text)
+        try:
+            await self.provider.speak(text)
+        except SpeechQueueFullError as exc:
+            raise UserError(f"{exc} Wait for the avatar to finish, then send more.") from None
 
     def set_background(self, background: np.ndarray | None) -> None:
         self.touch()
@@ -96,9 +104,13 @@ class AvatarSession:
 
     # --- viewers (the two WebRTC streams) ------------------------------------------------
     def viewer_attached(self, kind: str) -> None:
+        """Called by the streams, from the event loop (video) or an executor thread (audio)."""
         self._viewers[kind] += 1
+        self._loop.call_soon_threadsafe(self._mark_live_once)
+
+    def _mark_live_once(self) -> None:
         if self.state is SessionState.LIVE and not self._live.is_set():
-            self._loop.call_soon_threadsafe(self._live.set)
+            self._live.set()
             self.log.add("Stream connected: video and audio are playing.")
 
     def viewer_detached(self, kind: str) -> None:
@@ -109,8 +121,8 @@ class AvatarSession:
         self.log.add("Avatar started speaking." if speaking else "Avatar finished speaking.")
 
     def _on_failure(self, exc: BaseException) -> None:
-        self.log.add(f"The stream stopped because of an internal error ({type(exc).__name__}); "
-                     "click New to begin again.")
+        self.log.add(f"The stream stopped because of an internal error ({type(exc).__name__}). "
+                     "Click New to begin again.")
         self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.close("media failure")))
 
     # --- the one teardown ----------------------------------------------------------------
@@ -121,8 +133,10 @@ class AvatarSession:
         await asyncio.shield(self._close_task)
 
     async def _teardown(self, reason: str) -> None:
-        self.pipeline.stop()
         try:
+            await asyncio.to_thread(self.pipeline.stop)  # joins the clock thread: not on the loop
             await self.provider.close()
         finally:
             self.log.add(f"Session {self.short_id} closed ({reason}).")
+            if self._on_closed is not None:
+                self._on_closed(self, reason)

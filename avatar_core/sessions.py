@@ -9,6 +9,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from .provider import AvatarProvider
 from .session import AvatarSession, UserError
@@ -17,6 +18,10 @@ from .status_log import StatusLog
 log = logging.getLogger(__name__)
 
 ProviderFactory = Callable[[str, str, str], AvatarProvider]  # (avatar_id, voice_id, quality)
+# Per live session, threads the default executor must have: fastrtc parks each audio
+# stream in one, and aiortc encodes video and audio there; plus synthesis and set-up.
+THREADS_PER_SESSION = 4
+THREADS_SPARE = 8
 
 
 class SessionManager:
@@ -54,22 +59,22 @@ class SessionManager:
             raise UserError(str(exc)) from None
         finally:
             self._creating -= 1
-        session = AvatarSession(uuid.uuid4().hex, owner, provider, log_, self._video_delay_ticks)
+        session = AvatarSession(uuid.uuid4().hex, owner, provider, log_, self._video_delay_ticks,
+                                on_closed=self._forget)
         self._sessions[session.id] = session
         log.info("session %s opened (%d of %d live)", session.short_id, len(self._sessions), self.max_sessions)
         return session
 
     async def close(self, session: AvatarSession, reason: str) -> None:
-        try:
-            await session.close(reason)
-        finally:
-            if self._sessions.pop(session.id, None) is not None:
-                log.info("session %s closed: %s (%d live)", session.short_id, reason, len(self._sessions))
+        await session.close(reason)
 
-    async def close_owner(self, owner: str, reason: str) -> int:
-        sessions = self.owned_by(owner)
-        await asyncio.gather(*(self.close(s, reason) for s in sessions), return_exceptions=True)
-        return len(sessions)
+    def _forget(self, session: AvatarSession, reason: str) -> None:
+        """Every close, whatever its cause, ends here (the session's teardown calls it)."""
+        if self._sessions.pop(session.id, None) is not None:
+            log.info("session %s closed: %s (%d live)", session.short_id, reason, len(self._sessions))
+
+    async def close_owner(self, owner: str, reason: str) -> None:
+        await asyncio.gather(*(self.close(s, reason) for s in self.owned_by(owner)), return_exceptions=True)
 
     async def close_idle(self) -> None:
         now = time.monotonic()
@@ -84,8 +89,12 @@ class SessionManager:
             self._reaper.cancel()
 
     def _ensure_reaper(self) -> None:
-        if self._reaper is None or self._reaper.done():
+        if self.loop is None:
             self.loop = asyncio.get_running_loop()
+            # the default executor (cores + 4 threads) would starve with a few sessions
+            workers = THREADS_PER_SESSION * self.max_sessions + THREADS_SPARE
+            self.loop.set_default_executor(ThreadPoolExecutor(workers, thread_name_prefix="avatar"))
+        if self._reaper is None or self._reaper.done():
             self._reaper = asyncio.create_task(self._reap_forever())
 
     async def _reap_forever(self) -> None:

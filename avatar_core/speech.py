@@ -120,9 +120,16 @@ class _EspeakLibrary:
         return pcm.astype(np.float32) / 32768.0
 
 
-@cache
+_espeak_lock = threading.Lock()
+_espeak_library: _EspeakLibrary | None = None
+
+
 def _espeak() -> _EspeakLibrary:
-    return _EspeakLibrary()
+    global _espeak_library
+    with _espeak_lock:  # initialised once: the library and its callback are process-wide
+        if _espeak_library is None:
+            _espeak_library = _EspeakLibrary()
+        return _espeak_library
 
 
 class EspeakVoice:

@@ -5,9 +5,9 @@ fastrtc calls the video generator inside the event loop, so it only hands over t
 newest finished frame and never blocks; the audio generator runs in fastrtc's
 executor and blocks on the clock-paced audio queue.
 
-When the session closes, the generator closes its own peer connection before it
-ends: a generator that just returns makes fastrtc 0.0.34 hand None to the encoder,
-and leaves the browser's connection open.
+A stream never just returns: fastrtc 0.0.34 then hands None to the encoder and
+leaves the browser's connection open. Instead it closes its own peer connection
+and keeps feeding a last frame (or silence) until the connection stops asking.
 """
 
 from __future__ import annotations
@@ -18,14 +18,26 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+from fastrtc import VideoStreamHandler
 from fastrtc.utils import get_current_context
 
 from .media import AUDIO_RATE, SAMPLES_PER_TICK, TICK_S
-from .session import SessionState
+from .session import AvatarSession, SessionState
 from .sessions import SessionManager
 
 PeerCloser = Callable[[str], None]
-CLOSE_GRACE_TICKS = 50
+CLOSE_GRACE_TICKS = 50  # 2 s for the closed connection to stop pulling
+BLANK_SIZE = (640, 360)
+
+
+class StableVideoHandler(VideoStreamHandler):
+    """fastrtc 0.0.34 wraps the shared handler's `callable` again on every offer, so
+    after about a thousand streams creating one overflows the stack. Keep the first."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "callable" and "callable" in self.__dict__:
+            return
+        super().__setattr__(name, value)
 
 
 def peer_closer(component: Any, sessions: SessionManager) -> PeerCloser:
@@ -39,38 +51,42 @@ def peer_closer(component: Any, sessions: SessionManager) -> PeerCloser:
     return close
 
 
-def video_frames(sessions: SessionManager, close_peer: PeerCloser, session_id: str | None) -> Iterator[np.ndarray]:
+def _open_session(sessions: SessionManager, session_id: str | None) -> AvatarSession | None:
     session = sessions.get(session_id)
-    if session is None or session.state is SessionState.CLOSED:
-        return
+    return session if session is not None and session.state is not SessionState.CLOSED else None
+
+
+def video_frames(sessions: SessionManager, close_peer: PeerCloser, session_id: str | None) -> Iterator[np.ndarray]:
     webrtc_id = get_current_context().webrtc_id
-    session.viewer_attached("video")
-    frame = np.zeros((session.pipeline.size[1], session.pipeline.size[0], 3), np.uint8)
-    try:
-        while (latest := session.pipeline.latest_frame()) is not None:
-            frame = latest
-            yield frame
-        close_peer(webrtc_id)
-        while True:  # until the closed connection stops asking
-            yield frame
-    finally:
-        session.viewer_detached("video")
+    session = _open_session(sessions, session_id)
+    width, height = session.pipeline.size if session else BLANK_SIZE
+    frame = np.zeros((height, width, 3), np.uint8)
+    if session is not None:
+        session.viewer_attached("video")
+        try:
+            while (latest := session.pipeline.latest_frame()) is not None:
+                frame = latest
+                yield frame
+        finally:
+            session.viewer_detached("video")
+    close_peer(webrtc_id)
+    for _ in range(CLOSE_GRACE_TICKS):
+        yield frame  # fastrtc paces these; it stops asking once the connection is closed
 
 
 def audio_chunks(sessions: SessionManager, close_peer: PeerCloser,
                  session_id: str | None) -> Iterator[tuple[int, np.ndarray]]:
-    session = sessions.get(session_id)
-    if session is None or session.state is SessionState.CLOSED:
-        return
     webrtc_id = get_current_context().webrtc_id
-    session.viewer_attached("audio")
-    try:
-        for chunk in session.pipeline.audio_chunks():
-            yield AUDIO_RATE, chunk
-        close_peer(webrtc_id)
-        silence = np.zeros(SAMPLES_PER_TICK, np.float32)
-        for _ in range(CLOSE_GRACE_TICKS):  # until the closed connection stops asking
-            time.sleep(TICK_S)
-            yield AUDIO_RATE, silence
-    finally:
-        session.viewer_detached("audio")
+    session = _open_session(sessions, session_id)
+    if session is not None:
+        session.viewer_attached("audio")
+        try:
+            for chunk in session.pipeline.audio_chunks():
+                yield AUDIO_RATE, chunk
+        finally:
+            session.viewer_detached("audio")
+    close_peer(webrtc_id)
+    silence = np.zeros(SAMPLES_PER_TICK, np.float32)
+    for _ in range(CLOSE_GRACE_TICKS):
+        time.sleep(TICK_S)  # this runs in fastrtc's executor: pace it like the clock
+        yield AUDIO_RATE, silence

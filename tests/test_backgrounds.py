@@ -29,7 +29,8 @@ def test_a_good_upload_is_kept_small(tmp_path):
     path = tmp_path / "wide.png"
     Image.new("RGB", (3000, 1000), (10, 20, 30)).save(path)
     img = load_upload(path)
-    assert img.shape == (640, 1920, 3) and tuple(img[0, 0]) == (10, 20, 30)
+    side = backgrounds.STORED_MAX_SIDE
+    assert img.shape == (round(side / 3), side, 3) and tuple(img[0, 0]) == (10, 20, 30)
 
 
 def test_uploads_are_checked_for_type_bytes_and_pixels(tmp_path, monkeypatch):
@@ -41,6 +42,18 @@ def test_uploads_are_checked_for_type_bytes_and_pixels(tmp_path, monkeypatch):
                           ("huge.png", "6000x5000 pixels"), ("big.png", "the limit is 8 MB")]:
         with pytest.raises(BackgroundError, match=message):
             load_upload(tmp_path / name)
+
+
+def test_background_choices_are_checked_even_without_a_session():
+    async def body():
+        c = Controller(SessionManager(make_local_avatar, 2, 300))
+        with pytest.raises(UserError, match="Unknown preset 'beach'"):
+            await c.set_background("b", True, "preset", "#000000", "beach", None)
+        with pytest.raises(UserError, match="Upload a picture first"):
+            await c.set_background("b", True, "upload", "#000000", "studio", None)
+        assert c.browser("b").background == BackgroundChoice()
+
+    asyncio.run(body())
 
 
 def test_presets_ship_in_assets():

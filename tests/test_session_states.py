@@ -69,6 +69,7 @@ def test_full_lifecycle_and_repeated_clicks():
             c.start(ME)
         attach_viewers(c)
         assert session.state is SessionState.LIVE
+        await asyncio.sleep(0)  # the streams report in through the loop
         await c.repeat(ME, "Hello there.")
         for _ in range(100):  # speech is synthesised off the loop and played by the clock
             if session.provider.busy:
@@ -119,16 +120,54 @@ def test_max_sessions_gives_a_busy_message_and_frees_on_close():
     run(body, max_sessions=1)
 
 
-def test_idle_sessions_are_closed():
+def test_idle_sessions_are_closed_by_the_reaper():
     async def body(c):
         session = c.sessions.get(await new(c))
         c.start(ME)
-        await asyncio.sleep(1.5)
-        await c.sessions.close_idle()
+        for _ in range(100):  # the reaper checks every 0.5 s here; give it up to 5 s
+            if len(c.sessions) == 0:
+                break
+            await asyncio.sleep(0.05)
         assert session.state is SessionState.CLOSED and len(c.sessions) == 0
         assert "no activity for 1 s" in c.status(ME)[1]
 
     run(body, idle_timeout_s=1.0)
+
+
+def test_speech_queue_is_bounded():
+    async def body(c):
+        await new(c)
+        c.start(ME)
+        attach_viewers(c)
+        long_text = "This is a sentence the avatar takes a while to say. " * 18
+        with pytest.raises(UserError, match="already waiting to be spoken"):
+            for _ in range(10):
+                await c.repeat(ME, long_text)
+
+    run(body)
+
+
+def test_concurrent_new_clicks_make_one_session():
+    async def body(c):
+        results = await asyncio.gather(new(c), new(c), return_exceptions=True)
+        assert sum(isinstance(r, str) for r in results) == 1
+        assert any(isinstance(r, UserError) and "already being created" in str(r) for r in results)
+        assert len(c.sessions) == 1
+
+    run(body)
+
+
+def test_a_tab_closed_during_new_leaves_no_session():
+    async def body(c):
+        c.browser(ME)
+        creating = asyncio.ensure_future(new(c))
+        await asyncio.sleep(0)  # New is now building the avatar off the loop
+        await c.unload(ME)
+        with pytest.raises(UserError, match="page was closed"):
+            await creating
+        assert len(c.sessions) == 0
+
+    run(body)
 
 
 def test_unload_closes_only_that_browsers_session():

@@ -6,12 +6,32 @@ import pytest
 from app_process import ROOT
 from avatar_core.settings import SettingsError, load_settings
 
+NAMES = ("AVATAR_PROVIDER", "MAX_SESSIONS", "SESSION_IDLE_TIMEOUT_S", "SHARE", "DEFAULT_QUALITY", "VIDEO_DELAY_MS",
+         "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT")
 
-def test_defaults(monkeypatch):
-    for name in ("AVATAR_PROVIDER", "MAX_SESSIONS", "SESSION_IDLE_TIMEOUT_S", "SHARE"):
+
+def test_defaults_are_the_documented_ones(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no .env
+    for name in NAMES:
         monkeypatch.delenv(name, raising=False)
     s = load_settings()
-    assert s.avatar_provider == "local" and s.max_sessions >= 1 and not s.share
+    assert (s.max_sessions, s.session_idle_timeout_s, s.share, s.default_quality) == (4, 300, False, "low")
+    assert (s.gradio_server_name, s.gradio_server_port) == ("127.0.0.1", 7860)
+
+
+def test_env_file_is_read(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for name in NAMES:
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / ".env").write_text("MAX_SESSIONS=7\nSHARE=1\n")
+    s = load_settings()
+    assert s.max_sessions == 7 and s.share
+
+
+def test_every_setting_is_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    for name in NAMES:
+        assert f"`{name}`" in readme
 
 
 @pytest.mark.parametrize(("name", "value"), [("MAX_SESSIONS", "0"), ("MAX_SESSIONS", "many"),

@@ -136,30 +136,46 @@ def test_two_viewers_are_isolated(app):
     asyncio.run(body())
 
 
-def test_busy_idle_and_shutdown():
-    """MAX_SESSIONS=1 refuses a second session; an idle one is closed; SIGTERM closes the rest."""
-    app = AppProcess({"MAX_SESSIONS": "1", "SESSION_IDLE_TIMEOUT_S": "3"}).wait_ready()
+def test_busy_then_shutdown_closes_live_sessions():
+    """MAX_SESSIONS=1 refuses a second session; SIGTERM closes the live one."""
+    app = AppProcess({"MAX_SESSIONS": "1"}).wait_ready()
     try:
         async def body():
             first, second = Viewer(app.url), Viewer(app.url)
             try:
                 await first.acall("new_session", "mira", "heart", "low")
-                with pytest.raises(AppError, match="busy"):
+                with pytest.raises(AppError, match="busy: all 1 avatar sessions"):
                     await second.acall("new_session", "ava", "heart", "low")
                 await first.start()
-                assert await wait_until(lambda: len(first.video.times) > 10, 5)
-                # no action for 3 s: the server closes the session and ends both streams
-                assert await wait_until(lambda: "no activity" in app.output(), 12)
-                assert await wait_until(lambda: all(pc.connectionState in ("closed", "failed")
-                                                    for pc in first.pcs), 10)
-                await second.acall("new_session", "ava", "heart", "low")  # the slot is free again
+                assert await wait_until(lambda: len(first.video.times) > 10, 10)
+                app.proc.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(app.proc.wait, 30) == 0
             finally:
                 await first.close()
                 await second.close()
 
         asyncio.run(body())
-        app.proc.send_signal(signal.SIGTERM)
-        assert app.proc.wait(30) == 0
         assert "closed: the server is shutting down (0 live)" in app.output()
+    finally:
+        app.stop()
+
+
+def test_an_idle_session_is_closed_and_its_streams_end():
+    app = AppProcess({"MAX_SESSIONS": "1", "SESSION_IDLE_TIMEOUT_S": "3"}).wait_ready()
+    try:
+        async def body():
+            viewer = Viewer(app.url)
+            try:
+                await viewer.acall("new_session", "mira", "heart", "low")
+                await viewer.start()
+                assert await wait_until(lambda: len(viewer.video.times) > 10, 10)
+                assert await wait_until(lambda: "no activity for 3 s" in app.output(), 15)
+                assert await wait_until(lambda: all(pc.connectionState in ("closed", "failed")
+                                                    for pc in viewer.pcs), 10)
+                await viewer.acall("new_session", "ava", "heart", "low")  # the slot is free again
+            finally:
+                await viewer.close()
+
+        asyncio.run(body())
     finally:
         app.stop()
