@@ -11,7 +11,9 @@ import time
 
 import numpy as np
 import pytest
+from gradio_client import handle_file
 from gradio_client.exceptions import AppError
+from PIL import Image
 
 from app_process import ROOT, AppProcess
 from webrtc_viewer import Viewer
@@ -80,6 +82,12 @@ def test_offline_avatar_streams_speaks_and_keys(app):
             frame = viewer.video.last_frame
             assert np.abs(frame[5, 5].astype(int) - (208, 80, 48)).max() < 25  # BGR of #3050d0
             assert np.mean(greenness(frame) > 40) < 0.001
+            picture = METRICS.parent / "orange.png"
+            Image.new("RGB", (800, 600), (255, 140, 0)).save(picture)
+            await viewer.acall("set_background", True, "upload", "#3050d0", "studio", handle_file(str(picture)))
+            t_uploaded = time.monotonic()
+            assert await wait_until(lambda: viewer.video.times[-1] > t_uploaded + 0.3, 5)
+            assert np.abs(viewer.video.last_frame[5, 5].astype(int) - (0, 140, 255)).max() < 25  # BGR
             await viewer.acall("set_background", False, "color", "#3050d0", "studio", None)
             t_plain = time.monotonic()
             assert await wait_until(lambda: viewer.video.times[-1] > t_plain + 0.3, 5)
