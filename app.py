@@ -22,8 +22,9 @@ from fastrtc import WebRTC
 from avatar_core import backgrounds, streams
 from avatar_core.controller import Controller
 from avatar_core.face import LOOKS, QUALITY_SIZES
-from avatar_core.local_factory import make_local_avatar, warm_up
+from avatar_core.local_factory import warm_up
 from avatar_core.media import FPS, TICK_S
+from avatar_core.providers import providers_for
 from avatar_core.session import UserError
 from avatar_core.sessions import SessionManager
 from avatar_core.settings import Settings, SettingsError, load_settings
@@ -40,10 +41,12 @@ DESCRIPTION = (
 
 
 def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
-    sessions = SessionManager(make_local_avatar, settings.max_sessions, settings.session_idle_timeout_s,
+    providers = providers_for(settings)
+    sessions = SessionManager(providers.create, settings.max_sessions, settings.session_idle_timeout_s,
                               video_delay_ticks=round(settings.video_delay_ms / 1000 / TICK_S))
-    controller = Controller(sessions)
+    controller = Controller(sessions, providers)
     voices = default_catalog()
+    heygen = providers.name == "heygen"
 
     def user_errors(fn):
         """UserError -> gr.Error: shown in the page, raised to API callers, nothing changed."""
@@ -63,7 +66,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
 
     @user_errors
     async def start_stream(request: gr.Request):
-        controller.start(request.session_hash)
+        await controller.start(request.session_hash)
         return controller.status(request.session_hash)[1]
 
     @user_errors
@@ -88,6 +91,16 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
             return gr.skip(), gr.skip()
         return text, version
 
+    async def load_choices(request: gr.Request):
+        avatars, voice_choices = await controller.choices(request.session_hash)
+        return (gr.update(choices=avatars, value=avatars[0][1] if avatars else None),
+                gr.update(choices=voice_choices, value=voice_choices[0][1] if voice_choices else None))
+
+    @user_errors
+    async def close_leaked(request: gr.Request):
+        await controller.close_leaked_upstream(request.session_hash)
+        return controller.status(request.session_hash)[1]
+
     async def unload(request: gr.Request):
         await controller.unload(request.session_hash)
 
@@ -105,6 +118,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
             new_btn = gr.Button("New", variant="primary", elem_id="new-btn", scale=1, min_width=90)
             start_btn = gr.Button("Start", elem_id="start-btn", scale=1, min_width=90)
             close_btn = gr.Button("Close", variant="stop", elem_id="close-btn", scale=1, min_width=90)
+        leaked_btn = gr.Button("Close my open HeyGen sessions", size="sm", visible=heygen, elem_id="leaked-btn")
         with gr.Row(equal_height=True):
             message = gr.Textbox(label="Message", placeholder="Type what the avatar should say",
                                  max_length=1000, scale=4, elem_id="message")
@@ -130,6 +144,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
         repeat_btn.click(repeat, message, status, api_name="repeat")
         message.submit(repeat, message, status, api_name=False)
         close_btn.click(close_session, None, [session_id, status], api_name="close_session")
+        leaked_btn.click(close_leaked, None, status, api_name="close_leaked_heygen_sessions")
         bg_inputs = [remove_bg, bg_kind, bg_color, bg_preset, bg_upload]
         gr.on([remove_bg.change, bg_kind.change, bg_color.change, bg_preset.change, bg_upload.upload],
               set_background, bg_inputs, status, api_name="set_background", trigger_mode="always_last")
@@ -146,6 +161,8 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
         timer = gr.Timer(1.0)
         timer.tick(refresh_status, log_version, [status, log_version], show_progress="hidden", api_name=False)
         demo.load(refresh_status, log_version, [status, log_version], api_name=False)
+        if heygen:
+            demo.load(load_choices, None, [avatar_id, voice_id], api_name=False)
         demo.unload(unload)
 
     demo.queue(default_concurrency_limit=max(8, settings.max_sessions * 2))
@@ -153,11 +170,16 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
 
 
 def close_everything(controller: Controller, reason: str) -> None:
-    """Close every session on the server's event loop (they own tasks there)."""
+    """Close every session, then the provider, on the server's event loop (they own tasks there)."""
     loop = controller.sessions.loop
-    if loop is None or not len(controller.sessions):
+    if loop is None:
         return
-    future = asyncio.run_coroutine_threadsafe(controller.sessions.close_all(reason), loop)
+
+    async def close() -> None:
+        await controller.sessions.close_all(reason)
+        await controller.providers.close()
+
+    future = asyncio.run_coroutine_threadsafe(close(), loop)
     try:
         future.result(timeout=10)
     except Exception:
@@ -174,8 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"Cannot start: {exc}", file=sys.stderr)
         return 2
-    threading.Thread(target=warm_up, args=("ava", default_catalog().default_id, settings.default_quality),
-                     daemon=True).start()
+    if settings.avatar_provider == "local":
+        threading.Thread(target=warm_up, args=("ava", default_catalog().default_id, settings.default_quality),
+                         daemon=True).start()
     demo, controller = build_app(settings)
     demo.launch(server_name=settings.gradio_server_name, server_port=settings.gradio_server_port,
                 share=args.share or settings.share, max_file_size=backgrounds.UPLOAD_MAX_BYTES,

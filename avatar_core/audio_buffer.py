@@ -24,6 +24,18 @@ class AudioBuffer:
             self._parts.clear()
             self._offset = 0
 
+    def trim_to(self, max_samples: int) -> None:
+        """Drop the oldest audio beyond `max_samples`, so a live source cannot build up latency."""
+        with self._lock:
+            pending = sum(p.size for p in self._parts) - self._offset
+            while pending > max_samples and self._parts:
+                drop = min(pending - max_samples, self._parts[0].size - self._offset)
+                self._offset += drop
+                pending -= drop
+                if self._offset == self._parts[0].size:
+                    self._parts.popleft()
+                    self._offset = 0
+
     @property
     def pending_samples(self) -> int:
         with self._lock:

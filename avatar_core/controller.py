@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field, replace
 
 from .backgrounds import BackgroundChoice, BackgroundError, load_upload, parse_color
+from .provider import ProviderError
+from .providers import Choices, HeyGenProviders, LocalProviders
 from .session import AvatarSession, SessionState, UserError
 from .sessions import SessionManager
 from .status_log import StatusLog
@@ -29,8 +31,9 @@ class Browser:
 
 
 class Controller:
-    def __init__(self, sessions: SessionManager) -> None:
+    def __init__(self, sessions: SessionManager, providers: LocalProviders | HeyGenProviders | None = None) -> None:
         self.sessions = sessions
+        self.providers = providers or LocalProviders()
         self._browsers: dict[str, Browser] = {}
 
     # --- browsers ------------------------------------------------------------------------
@@ -85,11 +88,11 @@ class Controller:
                         "Click Start to begin the stream.")
         return session.id
 
-    def start(self, key: str) -> str:
+    async def start(self, key: str) -> str:
         browser = self.browser(key)
         session = self._session(browser, "start")
         try:
-            session.request_start()
+            await session.start()
         except UserError as exc:
             raise self._fail(browser, str(exc)) from None
         return session.id
@@ -143,6 +146,26 @@ class Controller:
             browser.log.add(f"Background left as green screen: {exc}")
             return
         session.set_background(frame)
+
+    async def choices(self, key: str) -> tuple[Choices, Choices]:
+        """Avatar and voice IDs to offer; a listing problem goes to the log, not an error."""
+        avatars, voices, problem = await self.providers.choices()
+        if problem:
+            self.browser(key).log.add(problem)
+        return avatars, voices
+
+    async def close_leaked_upstream(self, key: str) -> int:
+        """HeyGen: stop sessions under our key that no live session here owns."""
+        browser = self.browser(key)
+        if not isinstance(self.providers, HeyGenProviders):
+            raise self._fail(browser, "There are no upstream sessions: the avatar is the built-in offline one.")
+        live = frozenset(getattr(s.provider, "upstream_id", "") for s in self.sessions.all())
+        try:
+            closed = await self.providers.close_leaked(live)
+        except ProviderError as exc:
+            raise self._fail(browser, str(exc)) from None
+        browser.log.add(f"Closed {closed} leftover HeyGen session(s) under this key.")
+        return closed
 
     async def unload(self, key: str) -> None:
         """The tab was closed: close its session and forget the browser."""

@@ -58,6 +58,9 @@ class LocalAvatar:
         pose = self._idle.pose(index, self._mouth.update(audio))
         return MediaTick(self._renderer.render(pose), audio, speaking)
 
+    async def start(self) -> None:
+        """Nothing to connect: the face and voice are local."""
+
     async def speak(self, text: str) -> None:
         if self._closed:
             raise RuntimeError("avatar is closed")

@@ -1,6 +1,8 @@
-"""Builds the configured avatar provider for a new session."""
+"""Builds the offline avatar for a new session."""
 
 from __future__ import annotations
+
+import asyncio
 
 from .face import face_sprites
 from .keying import warm_up as warm_up_keying
@@ -11,6 +13,11 @@ from .speech import default_catalog
 def make_local_avatar(avatar_id: str, voice_id: str, quality: str) -> LocalAvatar:
     voice = default_catalog().get(voice_id)  # refuses unknown IDs, listing valid ones
     return LocalAvatar(avatar_id, voice, quality)
+
+
+async def create_local_avatar(avatar_id: str, voice_id: str, quality: str) -> LocalAvatar:
+    """The SessionManager's factory: drawing sprites takes a moment, so off the loop."""
+    return await asyncio.to_thread(make_local_avatar, avatar_id, voice_id, quality)
 
 
 def warm_up(avatar_id: str, voice_id: str, quality: str) -> None:

@@ -10,6 +10,10 @@ from typing import Protocol
 from .media import MediaSource
 
 
+class ProviderError(Exception):
+    """A provider failed in a way the person should hear about; str() is one clear line."""
+
+
 class SpeechQueueFullError(RuntimeError):
     """speak() refused: too much is already waiting to be spoken."""
 
@@ -21,6 +25,10 @@ class AvatarProvider(MediaSource, Protocol):
     @property
     def description(self) -> str:
         """One line for the status log, e.g. "Ava, voice Heart, low 640x360"."""
+        ...
+
+    async def start(self) -> None:
+        """Begin media (Start was clicked); raises ProviderError if it cannot."""
         ...
 
     async def speak(self, text: str) -> None:

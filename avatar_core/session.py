@@ -15,7 +15,7 @@ from enum import Enum
 import numpy as np
 
 from .media import MediaPipeline
-from .provider import AvatarProvider, SpeechQueueFullError
+from .provider import AvatarProvider, ProviderError, SpeechQueueFullError
 from .speech import MAX_TEXT_CHARS
 from .status_log import StatusLog
 
@@ -68,13 +68,18 @@ class AvatarSession:
         self.last_activity = time.monotonic()
 
     # --- actions -------------------------------------------------------------------------
-    def request_start(self) -> None:
+    async def start(self) -> None:
         if self._start_requested:
             raise UserError("The stream is already started for this session.")
         self._start_requested = True
         self.touch()
-        self.pipeline.start()
         self.log.add("Starting the stream... (connecting video and audio)")
+        try:
+            await self.provider.start()
+        except ProviderError as exc:
+            await self.close(f"could not start: {exc}")
+            raise UserError(f"{exc} The session was closed; click New to try again.") from None
+        self.pipeline.start()
 
     async def speak(self, text: str) -> None:
         text = text.strip()
@@ -121,8 +126,8 @@ class AvatarSession:
         self.log.add("Avatar started speaking." if speaking else "Avatar finished speaking.")
 
     def _on_failure(self, exc: BaseException) -> None:
-        self.log.add(f"The stream stopped because of an internal error ({type(exc).__name__}). "
-                     "Click New to begin again.")
+        why = str(exc) if isinstance(exc, ProviderError) else f"an internal error ({type(exc).__name__})"
+        self.log.add(f"The stream stopped because of {why}. Click New to begin again.")
         self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.close("media failure")))
 
     # --- the one teardown ----------------------------------------------------------------

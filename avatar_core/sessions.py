@@ -8,16 +8,16 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from .provider import AvatarProvider
+from .provider import AvatarProvider, ProviderError
 from .session import AvatarSession, UserError
 from .status_log import StatusLog
 
 log = logging.getLogger(__name__)
 
-ProviderFactory = Callable[[str, str, str], AvatarProvider]  # (avatar_id, voice_id, quality)
+ProviderFactory = Callable[[str, str, str], Awaitable[AvatarProvider]]  # (avatar_id, voice_id, quality)
 # Per live session, threads the default executor must have: fastrtc parks each audio
 # stream in one, and aiortc encodes video and audio there; plus synthesis and set-up.
 THREADS_PER_SESSION = 4
@@ -42,6 +42,9 @@ class SessionManager:
     def get(self, session_id: str | None) -> AvatarSession | None:
         return self._sessions.get(session_id) if session_id else None
 
+    def all(self) -> list[AvatarSession]:
+        return list(self._sessions.values())
+
     def owned_by(self, owner: str) -> list[AvatarSession]:
         return [s for s in self._sessions.values() if s.owner == owner]
 
@@ -53,9 +56,8 @@ class SessionManager:
                             "Try again in a few minutes.")
         self._creating += 1
         try:
-            # building sprites and loading a voice takes a moment: off the event loop
-            provider = await asyncio.to_thread(self._factory, avatar_id, voice_id, quality)
-        except ValueError as exc:
+            provider = await self._factory(avatar_id, voice_id, quality)
+        except (ValueError, ProviderError) as exc:
             raise UserError(str(exc)) from None
         finally:
             self._creating -= 1

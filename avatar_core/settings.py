@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,9 +19,15 @@ class SettingsError(Exception):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    avatar_provider: Literal["local"] = Field(
-        "local", description="Which avatar to stream: `local` is the built-in offline avatar."
+    avatar_provider: Literal["local", "heygen"] = Field(
+        "local", description="Which avatar to stream: `local` (built-in, offline) or `heygen`."
     )
+    heygen_api_key: SecretStr | None = Field(None, description="HeyGen API key (server side only).")
+    heygen_base_url: str = Field("https://api.heygen.com", pattern=r"^https?://\S+$",
+                                 description="HeyGen API address (a local stand-in for tests).")
+    heygen_timeout_s: float = Field(15.0, gt=0, le=120, description="Seconds to wait for a HeyGen API reply.")
+    heygen_connect_timeout_s: float = Field(15.0, gt=0, le=120,
+                                            description="Seconds to wait for HeyGen's media to connect.")
     max_sessions: int = Field(4, ge=1, le=200, description="Live avatar sessions allowed at once.")
     session_idle_timeout_s: float = Field(
         300.0, ge=1, le=86_400, description="A session with no user action for this long is closed."
@@ -37,6 +43,13 @@ class Settings(BaseSettings):
     )
 
 
+    @model_validator(mode="after")
+    def _heygen_needs_a_key(self) -> Settings:
+        if self.avatar_provider == "heygen" and not (self.heygen_api_key and self.heygen_api_key.get_secret_value()):
+            raise ValueError("HEYGEN_API_KEY must be set when AVATAR_PROVIDER=heygen")
+        return self
+
+
 def load_settings() -> Settings:
     """Settings from the environment; raises SettingsError naming each bad variable."""
     try:
@@ -44,6 +57,10 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            name = str(err["loc"][0]).upper() if err["loc"] else "settings"
-            lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+            if not err["loc"]:  # a rule across settings: its message names them
+                lines.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
+            name = str(err["loc"][0]).upper()
+            shown = "(hidden)" if "KEY" in name else repr(err.get("input"))
+            lines.append(f"{name}: {err['msg']} (got {shown})")
         raise SettingsError("Invalid setting. " + "; ".join(lines)) from None

@@ -37,6 +37,9 @@ class LocalHeyGenProcess:
     def open_sessions(self) -> int:
         return httpx.get(self.url + "/_local/stats", timeout=5).json()["open_sessions"]
 
+    def set_fault(self, fault: str | None, slow_s: float = 3.0) -> None:
+        httpx.post(self.url + "/_local/fault", json={"fault": fault, "slow_s": slow_s}, timeout=5).raise_for_status()
+
     def stop(self) -> None:
         self.proc.terminate()
         try:

@@ -125,7 +125,7 @@ def test_concurrency_limit_and_close_my_sessions(server):
                 await c.new_session("low", "ava", "heart")
             with pytest.raises(errors.ConcurrentLimitError):
                 await c.new_session("low", "ava", "heart")
-            assert await c.close_all_sessions() == 3
+            assert await c.close_sessions() == 3
             assert server.open_sessions() == 0
         finally:
             await c.aclose()

@@ -10,7 +10,7 @@ from fastrtc.utils import Context, current_context
 
 from avatar_core import streams
 from avatar_core.controller import Controller
-from avatar_core.local_factory import make_local_avatar
+from avatar_core.local_factory import create_local_avatar
 from avatar_core.media import SAMPLES_PER_TICK, MediaTick
 from avatar_core.session import SessionState
 from avatar_core.sessions import SessionManager
@@ -31,6 +31,8 @@ class BreaksAfterTicks:
             raise RuntimeError("decoder gone")
         return MediaTick(np.zeros((36, 64, 3), np.uint8), np.zeros(SAMPLES_PER_TICK, np.float32), False)
 
+    async def start(self) -> None: ...
+
     async def speak(self, text: str) -> None: ...
 
     async def interrupt(self) -> None: ...
@@ -43,13 +45,13 @@ def test_a_failing_provider_closes_its_session_and_frees_the_slot():
     async def body():
         providers = []
 
-        def factory(*_):
+        async def factory(*_):
             providers.append(BreaksAfterTicks(5))
             return providers[-1]
 
         c = Controller(SessionManager(factory, max_sessions=1, idle_timeout_s=300))
         session = c.sessions.get(await c.new_session("b", "any", "any", "low"))
-        c.start("b")
+        await c.start("b")
         for _ in range(100):  # the teardown ends by freeing the slot
             if len(c.sessions) == 0:
                 break
@@ -66,7 +68,7 @@ def test_a_failing_provider_closes_its_session_and_frees_the_slot():
 
 def test_streams_bound_to_a_closed_session_close_their_connection():
     async def body():
-        c = Controller(SessionManager(make_local_avatar, 2, 300))
+        c = Controller(SessionManager(create_local_avatar, 2, 300))
         session_id = await c.new_session("b", "ava", "heart", "low")
         await c.close("b")
         closed: list[str] = []

@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from avatar_core.controller import Controller
-from avatar_core.local_factory import make_local_avatar
+from avatar_core.local_factory import create_local_avatar
 from avatar_core.session import SessionState, UserError
 from avatar_core.sessions import SessionManager
 
@@ -15,7 +15,7 @@ ME, OTHER = "browser-1", "browser-2"
 
 def run(coro_fn, max_sessions=2, idle_timeout_s=300.0):
     async def main():
-        controller = Controller(SessionManager(make_local_avatar, max_sessions, idle_timeout_s))
+        controller = Controller(SessionManager(create_local_avatar, max_sessions, idle_timeout_s))
         try:
             return await coro_fn(controller)
         finally:
@@ -63,10 +63,10 @@ def test_full_lifecycle_and_repeated_clicks():
             await new(c)
         with pytest.raises(UserError, match="Click Start"):
             await c.repeat(ME, "too early")
-        c.start(ME)
+        await c.start(ME)
         assert session.state is SessionState.CONNECTING
         with pytest.raises(UserError, match="already started"):
-            c.start(ME)
+            await c.start(ME)
         attach_viewers(c)
         assert session.state is SessionState.LIVE
         await asyncio.sleep(0)  # the streams report in through the loop
@@ -123,7 +123,7 @@ def test_max_sessions_gives_a_busy_message_and_frees_on_close():
 def test_idle_sessions_are_closed_by_the_reaper():
     async def body(c):
         session = c.sessions.get(await new(c))
-        c.start(ME)
+        await c.start(ME)
         for _ in range(100):  # the reaper checks every 0.5 s here; give it up to 5 s
             if len(c.sessions) == 0:
                 break
@@ -137,7 +137,7 @@ def test_idle_sessions_are_closed_by_the_reaper():
 def test_speech_queue_is_bounded():
     async def body(c):
         await new(c)
-        c.start(ME)
+        await c.start(ME)
         attach_viewers(c)
         long_text = "This is a sentence the avatar takes a while to say. " * 18
         with pytest.raises(UserError, match="already waiting to be spoken"):
@@ -183,7 +183,7 @@ def test_unload_closes_only_that_browsers_session():
 def test_close_is_idempotent_and_stops_the_clock():
     async def body(c):
         session = c.sessions.get(await new(c))
-        c.start(ME)
+        await c.start(ME)
         await asyncio.gather(session.close("a"), session.close("b"), c.sessions.close(session, "c"))
         assert not session.pipeline.running
         assert c.status(ME)[1].count("closed (") == 1

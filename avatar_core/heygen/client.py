@@ -126,10 +126,11 @@ class HeyGenClient:
         data = await self._request("GET", "/v2/voices")
         return list((data or {}).get("voices", []))
 
-    async def close_all_sessions(self) -> int:
-        """The "close my open sessions" action: list, then stop each. Returns how many."""
-        sessions = await self.list_sessions()
-        for s in sessions:
+    async def close_sessions(self, keep: frozenset[str] = frozenset()) -> int:
+        """The "close my open sessions" action: list, then stop each one not in `keep`.
+        Returns how many were stopped."""
+        sessions = [str(s["session_id"]) for s in await self.list_sessions() if str(s.get("session_id")) not in keep]
+        for session_id in sessions:
             with contextlib.suppress(HeyGenError):  # already gone: that is what we wanted
-                await self.stop(str(s["session_id"]))
+                await self.stop(session_id)
         return len(sessions)

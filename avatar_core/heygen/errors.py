@@ -7,8 +7,10 @@ No message ever contains the key: only HeyGen's own short message is kept.
 
 from __future__ import annotations
 
+from ..provider import ProviderError
 
-class HeyGenError(Exception):
+
+class HeyGenError(ProviderError):
     user_message = "HeyGen returned an error."
 
     def __init__(self, detail: str = "", status: int | None = None, code: int | None = None) -> None:
@@ -46,6 +48,13 @@ class ServerError(HeyGenError):
 
 class RequestTimeoutError(HeyGenError):
     user_message = "HeyGen did not answer in time. Check the connection and try again."
+
+
+class MediaError(HeyGenError):
+    """HeyGen's media could not be received; the detail says which part failed."""
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 class BadRequestError(HeyGenError):

@@ -7,7 +7,8 @@ It speaks the v1 REST endpoints with HeyGen's envelope, error codes and limits
 (shared/reference/heygen-streaming-api.md), accepts input loosely (avatar_id or
 avatar_name, talk or chat, X-Api-Key or a Bearer token), and streams the offline
 avatar over real WebRTC. Faults are injected per request with the `X-Fault` header
-or for every request with --fault: 500, 401, 429, slow, drop-media, no-ice.
+or for every request with --fault (or POST /_local/fault while running): 500, 401,
+429, slow, drop-media, no-ice.
 `GET /_local/stats` counts open sessions so tests can prove nothing leaks.
 """
 
@@ -95,6 +96,7 @@ class LocalHeyGen:
             Route("/v1/streaming/avatar.list", self.list_avatars, methods=["GET"]),
             Route("/v2/voices", self.list_voices, methods=["GET"]),
             Route("/_local/stats", self.stats, methods=["GET"]),
+            Route("/_local/fault", self.set_fault, methods=["POST"]),
         ]
         self.app = Starlette(routes=routes, lifespan=self._lifespan)
 
@@ -110,8 +112,6 @@ class LocalHeyGen:
     async def _handle(self, request: Request, handler, *, auth: bool = True) -> JSONResponse:
         fault = request.headers.get("x-fault") or self.config.fault
         try:
-            if fault == "slow":
-                await asyncio.sleep(self.config.slow_s)
             if fault == "500":
                 raise ApiError(500, 500, "Internal server error")
             if fault == "401":
@@ -125,7 +125,10 @@ class LocalHeyGen:
                 if not isinstance(body, dict):
                     raise ApiError(400, 400, "body must be a JSON object")
             credential = self._authorize(request, body) if auth else None
-            return await handler(body, credential, fault)
+            response = await handler(body, credential, fault)
+            if fault == "slow":  # the work is done, the reply is late (a client may give up on it)
+                await asyncio.sleep(self.config.slow_s)
+            return response
         except ApiError as exc:
             return JSONResponse({"code": exc.code, "message": exc.message}, status_code=exc.status)
 
@@ -295,6 +298,16 @@ class LocalHeyGen:
 
     async def stats(self, request: Request) -> JSONResponse:
         return JSONResponse({"open_sessions": len(self.sessions), "created_total": self.created_total})
+
+    async def set_fault(self, request: Request) -> JSONResponse:
+        """Tests switch the fault for every later request: {"fault": "500" | ... | null, "slow_s": 3}."""
+        body = await request.json()
+        fault = body.get("fault")
+        if fault is not None and fault not in FAULTS:
+            return JSONResponse({"error": f"fault must be one of {', '.join(FAULTS)} or null"}, status_code=400)
+        self.config.fault = fault
+        self.config.slow_s = float(body.get("slow_s", self.config.slow_s))
+        return JSONResponse({"fault": fault, "slow_s": self.config.slow_s})
 
     # --- lifecycle -----------------------------------------------------------------------
     async def _close(self, session_id: str) -> None:

@@ -1,0 +1,177 @@
+"""The app with AVATAR_PROVIDER=heygen against the HeyGen-compatible local server,
+end to end on loopback: a headless WebRTC viewer receives the re-streamed,
+background-removed avatar; every fault gives its message; nothing leaks upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+from gradio_client.exceptions import AppError
+from heygen_local_process import API_KEY, LocalHeyGenProcess
+from test_stream_integration import greenness, wait_until
+
+from app_process import AppProcess
+from avatar_core.heygen.client import HeyGenClient
+from webrtc_viewer import Viewer
+
+
+@pytest.fixture(scope="module")
+def heygen():
+    server = LocalHeyGenProcess("--max-sessions", "3")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def app(heygen):
+    app = AppProcess({"AVATAR_PROVIDER": "heygen", "HEYGEN_API_KEY": API_KEY, "HEYGEN_BASE_URL": heygen.url,
+                      "HEYGEN_TIMEOUT_S": "2", "HEYGEN_CONNECT_TIMEOUT_S": "3", "MAX_SESSIONS": "3"}).wait_ready()
+    yield app
+    app.stop()
+    assert API_KEY not in app.output()  # the key never reaches a log line
+
+
+@pytest.fixture(autouse=True)
+def no_fault(heygen):
+    heygen.set_fault(None)
+    yield
+    heygen.set_fault(None)
+
+
+def test_new_start_repeat_close_relays_the_keyed_avatar(app, heygen):
+    async def body():
+        viewer = Viewer(app.url)
+        try:
+            log = await viewer.acall("new_session", "leo", "heart", "low")
+            assert "HeyGen avatar leo" in log and heygen.open_sessions() == 1
+            await viewer.acall("set_background", True, "color", "#3050d0", "studio", None)
+            await viewer.start()
+            assert await wait_until(lambda: len(viewer.video.times) > 25, 10)
+            frame = viewer.video.last_frame
+            assert viewer.video.size == (640, 360)
+            assert np.mean(greenness(frame) > 40) < 0.001  # HeyGen's green removed on our server
+            assert np.abs(frame[5, 5].astype(int) - (208, 80, 48)).max() < 25
+            t = time.monotonic()
+            await viewer.acall("repeat", "Hello, I am relayed from the HeyGen stand-in.")
+            assert await wait_until(lambda: viewer.audio.max_value(t) > 0.05, 8)
+            assert await wait_until(lambda: viewer.video.max_value(t) > 0.05, 8)  # the mouth moved
+            assert "HeyGen says: Hello, I am relayed" in await viewer.acall("close_session")
+        finally:
+            await viewer.close()
+
+    asyncio.run(body())
+    assert heygen.open_sessions() == 0
+
+
+def test_repeated_new_close_cycles_leave_nothing_open(app, heygen):
+    viewer = Viewer(app.url)
+    try:
+        for _ in range(20):
+            viewer.call("new_session", "ava", "heart", "low")
+            viewer.call("close_session")
+    finally:
+        asyncio.run(viewer.close())
+    assert heygen.open_sessions() == 0
+
+
+@pytest.mark.parametrize(("fault", "message"), [
+    ("500", "HeyGen's server had a problem"),
+    ("401", "HeyGen refused the API key"),
+    ("429", "limit of concurrent sessions is reached"),
+])
+def test_api_faults_give_their_message_and_the_app_keeps_serving(app, heygen, fault, message):
+    viewer = Viewer(app.url)
+    try:
+        heygen.set_fault(fault)
+        with pytest.raises(AppError, match=message):
+            viewer.call("new_session", "ava", "heart", "low")
+        heygen.set_fault(None)
+        viewer.call("new_session", "ava", "heart", "low")  # still serving, same browser
+        viewer.call("close_session")
+    finally:
+        asyncio.run(viewer.close())
+    assert heygen.open_sessions() == 0
+
+
+def test_unknown_avatar_and_heygens_own_concurrency_limit(app, heygen):
+    """Sessions leaked upstream (another tool, a crash) fill HeyGen's limit; the page
+    says so, and "Close my open HeyGen sessions" frees them without touching live ones."""
+
+    async def leak(n: int) -> None:
+        outsider = HeyGenClient(API_KEY, heygen.url)
+        try:
+            for _ in range(n):
+                await outsider.new_session("low", "ava", "heart")
+        finally:
+            await outsider.aclose()
+
+    viewers = [Viewer(app.url), Viewer(app.url)]
+    try:
+        with pytest.raises(AppError, match="does not know that avatar"):
+            viewers[0].call("new_session", "nobody", "heart", "low")
+        viewers[0].call("new_session", "ava", "heart", "low")
+        asyncio.run(leak(2))
+        with pytest.raises(AppError, match="limit of concurrent sessions is reached"):
+            viewers[1].call("new_session", "ava", "heart", "low")
+        assert "Closed 2 leftover HeyGen session(s)" in viewers[1].call("close_leaked_heygen_sessions")
+        assert heygen.open_sessions() == 1  # the live one here was kept
+        viewers[1].call("new_session", "ava", "heart", "low")
+        for v in viewers:
+            v.call("close_session")
+    finally:
+        for v in viewers:
+            asyncio.run(v.close())
+    assert heygen.open_sessions() == 0
+
+
+def test_slow_api_times_out_and_leftovers_can_be_closed(app, heygen):
+    viewer = Viewer(app.url)
+    try:
+        heygen.set_fault("slow", slow_s=4)
+        with pytest.raises(AppError, match="did not answer in time"):
+            viewer.call("new_session", "ava", "heart", "low")
+        heygen.set_fault(None)
+        time.sleep(3)  # the stand-in finishes creating the session we gave up on
+        assert heygen.open_sessions() >= 1
+        assert "leftover HeyGen session" in viewer.call("close_leaked_heygen_sessions")
+        assert heygen.open_sessions() == 0
+    finally:
+        asyncio.run(viewer.close())
+
+
+def test_media_dropped_mid_stream_closes_the_session_with_a_message(app, heygen):
+    async def body():
+        viewer = Viewer(app.url)
+        try:
+            heygen.set_fault("drop-media")
+            await viewer.acall("new_session", "ava", "heart", "low")
+            await viewer.start()
+            assert await wait_until(lambda: heygen.open_sessions() == 0, 15)
+            assert await wait_until(lambda: all(pc.connectionState in ("closed", "failed") for pc in viewer.pcs), 10)
+            with pytest.raises(AppError, match="Click New first"):
+                await viewer.acall("repeat", "anyone?")
+            log = await viewer.acall("set_background", False, "color", "#000000", "studio", None)
+            assert "stopped because of HeyGen's video stopped arriving" in log
+        finally:
+            await viewer.close()
+
+    asyncio.run(body())
+
+
+def test_ice_that_never_connects_fails_start_clearly(app, heygen):
+    viewer = Viewer(app.url)
+    try:
+        heygen.set_fault("no-ice")
+        viewer.call("new_session", "ava", "heart", "low")
+        with pytest.raises(AppError, match="did not connect within 3 s"):
+            viewer.call("start_stream")
+        assert heygen.open_sessions() == 0
+        heygen.set_fault(None)
+        viewer.call("new_session", "ava", "heart", "low")  # the browser can begin again
+        viewer.call("close_session")
+    finally:
+        asyncio.run(viewer.close())
+    assert heygen.open_sessions() == 0
