@@ -37,11 +37,13 @@ class LocalProviders:
 class HeyGenProviders:
     client: HeyGenClient
     connect_timeout_s: float = 15.0
+    keep_alive_s: float = 30.0
     name: str = "heygen"
     _cached: tuple[float, Choices, Choices] | None = field(default=None, repr=False)
 
     async def create(self, avatar_id: str, voice_id: str, quality: str) -> AvatarProvider:
-        return await HeyGenAvatar.create(self.client, avatar_id, voice_id, quality, self.connect_timeout_s)
+        return await HeyGenAvatar.create(self.client, avatar_id, voice_id, quality, self.connect_timeout_s,
+                                         self.keep_alive_s)
 
     async def choices(self) -> tuple[Choices, Choices, str | None]:
         if self._cached and time.monotonic() - self._cached[0] < CHOICES_TTL_S:
@@ -69,5 +71,5 @@ def providers_for(settings: Settings) -> LocalProviders | HeyGenProviders:
     if settings.avatar_provider == "heygen" and settings.heygen_api_key is not None:
         client = HeyGenClient(settings.heygen_api_key.get_secret_value(), settings.heygen_base_url,
                               timeout_s=settings.heygen_timeout_s)
-        return HeyGenProviders(client, settings.heygen_connect_timeout_s)
+        return HeyGenProviders(client, settings.heygen_connect_timeout_s, settings.heygen_keep_alive_s)
     return LocalProviders()

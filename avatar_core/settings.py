@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     heygen_base_url: str = Field("https://api.heygen.com", pattern=r"^https?://\S+$",
                                  description="HeyGen API address (a local stand-in for tests).")
     heygen_timeout_s: float = Field(15.0, gt=0, le=120, description="Seconds to wait for a HeyGen API reply.")
+    heygen_keep_alive_s: float = Field(30.0, gt=0, le=600,
+                                       description="Seconds between keep-alives for an open HeyGen session.")
     heygen_connect_timeout_s: float = Field(15.0, gt=0, le=120,
                                             description="Seconds to wait for HeyGen's media to connect.")
     max_sessions: int = Field(4, ge=1, le=200, description="Live avatar sessions allowed at once.")

@@ -8,6 +8,7 @@ import shutil
 import time
 
 import pytest
+from heygen_local_process import API_KEY, LocalHeyGenProcess
 
 from app_process import ROOT, AppProcess
 
@@ -121,3 +122,27 @@ def test_closing_the_tab_closes_the_session(app, browser):
     while "the page was closed" not in app.output() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert "closed: the page was closed" in app.output()
+
+
+def test_closing_the_tab_stops_the_upstream_heygen_session(browser):
+    server = LocalHeyGenProcess()
+    app = AppProcess({"AVATAR_PROVIDER": "heygen", "HEYGEN_API_KEY": API_KEY,
+                      "HEYGEN_BASE_URL": server.url}).wait_ready()
+    try:
+        page = browser.new_page()
+        page.goto(app.url)
+        expect(page.locator("#leaked-btn")).to_be_visible()
+        page.click("#new-btn")
+        expect_status(page, "created", 30_000)
+        page.click("#start-btn")
+        expect_status(page, "Stream connected", 30_000)
+        assert server.open_sessions() == 1
+        page.close()
+        deadline = time.monotonic() + 20
+        while server.open_sessions() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert server.open_sessions() == 0
+        assert API_KEY not in app.output()
+    finally:
+        app.stop()
+        server.stop()

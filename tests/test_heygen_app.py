@@ -175,3 +175,27 @@ def test_ice_that_never_connects_fails_start_clearly(app, heygen):
     finally:
         asyncio.run(viewer.close())
     assert heygen.open_sessions() == 0
+
+
+def test_keep_alive_holds_an_open_session_past_heygens_idle_timeout():
+    server = LocalHeyGenProcess("--idle-timeout", "2")
+    app = AppProcess({"AVATAR_PROVIDER": "heygen", "HEYGEN_API_KEY": API_KEY, "HEYGEN_BASE_URL": server.url,
+                      "HEYGEN_KEEP_ALIVE_S": "0.5"}).wait_ready()
+    try:
+        async def body():
+            viewer = Viewer(app.url)
+            try:
+                await viewer.acall("new_session", "ava", "heart", "low")
+                await viewer.start()
+                await asyncio.sleep(5)  # 2.5 times HeyGen's idle timeout, no user action
+                assert server.open_sessions() == 1
+                assert viewer.video.fps(time.monotonic() - 2) > 20
+                await viewer.acall("close_session")
+            finally:
+                await viewer.close()
+
+        asyncio.run(body())
+        assert server.open_sessions() == 0
+    finally:
+        app.stop()
+        server.stop()

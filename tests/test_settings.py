@@ -4,10 +4,9 @@ import sys
 import pytest
 
 from app_process import ROOT
-from avatar_core.settings import SettingsError, load_settings
+from avatar_core.settings import Settings, SettingsError, load_settings
 
-NAMES = ("AVATAR_PROVIDER", "MAX_SESSIONS", "SESSION_IDLE_TIMEOUT_S", "SHARE", "DEFAULT_QUALITY", "VIDEO_DELAY_MS",
-         "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT")
+NAMES = [name.upper() for name in Settings.model_fields]
 
 
 def test_defaults_are_the_documented_ones(monkeypatch, tmp_path):
@@ -32,6 +31,21 @@ def test_every_setting_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     for name in NAMES:
         assert f"`{name}`" in readme
+
+
+def test_heygen_needs_a_key_and_the_key_is_never_echoed(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AVATAR_PROVIDER", "heygen")
+    monkeypatch.delenv("HEYGEN_API_KEY", raising=False)
+    with pytest.raises(SettingsError, match="HEYGEN_API_KEY must be set when AVATAR_PROVIDER=heygen"):
+        load_settings()
+    monkeypatch.setenv("HEYGEN_API_KEY", "sk-very-secret-value")
+    monkeypatch.setenv("HEYGEN_BASE_URL", "not a url")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert "HEYGEN_BASE_URL" in str(err.value) and "very-secret" not in str(err.value)
+    monkeypatch.setenv("HEYGEN_BASE_URL", "http://127.0.0.1:8790")
+    assert "very-secret" not in repr(load_settings())
 
 
 @pytest.mark.parametrize(("name", "value"), [("MAX_SESSIONS", "0"), ("MAX_SESSIONS", "many"),

@@ -159,7 +159,8 @@ def _candidates(sdp: str) -> list[dict[str, Any]]:
 
 class HeyGenAvatar:
     def __init__(self, client: HeyGenClient, session: NewSession, avatar_id: str, quality: str,
-                 connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S, keep_alive_s: float = KEEP_ALIVE_EVERY_S) -> None:
+        self._keep_alive_s = keep_alive_s
         self._client, self._session = client, session
         self._avatar_id, self._quality = avatar_id, quality
         self._size = QUALITY_SIZES[quality]
@@ -175,10 +176,11 @@ class HeyGenAvatar:
 
     @classmethod
     async def create(cls, client: HeyGenClient, avatar_id: str, voice_id: str, quality: str,
-                     connect_timeout_s: float = CONNECT_TIMEOUT_S) -> HeyGenAvatar:
+                     connect_timeout_s: float = CONNECT_TIMEOUT_S,
+                     keep_alive_s: float = KEEP_ALIVE_EVERY_S) -> HeyGenAvatar:
         check_quality(quality)
         session = await client.new_session(quality, avatar_id, voice_id or None)
-        return cls(client, session, avatar_id, quality, connect_timeout_s)
+        return cls(client, session, avatar_id, quality, connect_timeout_s, keep_alive_s)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -225,7 +227,7 @@ class HeyGenAvatar:
 
     async def _keep_alive_forever(self) -> None:
         while True:
-            await asyncio.sleep(KEEP_ALIVE_EVERY_S)
+            await asyncio.sleep(self._keep_alive_s)
             try:
                 await self._client.keep_alive(self._session.session_id)
             except SessionClosedError:
