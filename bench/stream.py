@@ -5,6 +5,10 @@ viewer from tests/, keying on. Prints one row per quality.
 Columns: frames per second and frame-gap p50/p95 at the client; Repeat (API call)
 to first speech audio and to first open mouth at the client; the lag of the mouth
 behind the audio; CPU of the whole app process while streaming, in % of one core.
+
+The last row relays the HeyGen-compatible local server through the app
+(AVATAR_PROVIDER=heygen, 360p): its latency minus the local row's is what the relay
+adds (receive, decode, key, re-encode); its CPU is the app's alone.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from app_process import AppProcess  # noqa: E402
+from heygen_local_process import API_KEY, LocalHeyGenProcess  # noqa: E402
 from webrtc_viewer import Viewer  # noqa: E402
 
 
@@ -68,6 +73,15 @@ def main() -> None:
         rows = [asyncio.run(measure(app.url, app.proc.pid, q, seconds)) for q in ("low", "medium", "high")]
     finally:
         app.stop()
+    server = LocalHeyGenProcess()
+    app = AppProcess({"AVATAR_PROVIDER": "heygen", "HEYGEN_API_KEY": API_KEY,
+                      "HEYGEN_BASE_URL": server.url}).wait_ready()
+    try:
+        relay = asyncio.run(measure(app.url, app.proc.pid, "low", seconds))
+        rows.append({**relay, "quality": "relay"})
+    finally:
+        app.stop()
+        server.stop()
     print(f"{'quality':>8} {'size':>9} | {'fps':>5} {'gap p50':>8} {'gap p95':>8} | {'repeat->audio':>13} "
           f"{'repeat->mouth':>13} {'mouth-audio':>11} | {'app CPU %core':>13}")
     for r in rows:

@@ -8,9 +8,9 @@ import shutil
 import time
 
 import pytest
-from heygen_local_process import API_KEY, LocalHeyGenProcess
 
 from app_process import ROOT, AppProcess
+from heygen_local_process import API_KEY, LocalHeyGenProcess
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

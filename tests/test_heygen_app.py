@@ -10,11 +10,11 @@ import time
 import numpy as np
 import pytest
 from gradio_client.exceptions import AppError
-from heygen_local_process import API_KEY, LocalHeyGenProcess
 from test_stream_integration import greenness, wait_until
 
 from app_process import AppProcess
 from avatar_core.heygen.client import HeyGenClient
+from heygen_local_process import API_KEY, LocalHeyGenProcess
 from webrtc_viewer import Viewer
 
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
-from heygen_local_process import API_KEY, LocalHeyGenProcess
 
 from avatar_core.heygen import errors
 from avatar_core.heygen.client import HeyGenClient
+from heygen_local_process import API_KEY, LocalHeyGenProcess
 
 
 @pytest.fixture(scope="module")

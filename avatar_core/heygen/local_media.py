@@ -25,29 +25,39 @@ AUDIO_FRAME_SAMPLES = AUDIO_RATE // 50  # 20 ms
 
 
 class _AvatarClock:
-    """Advances the avatar one tick per video frame and queues the tick's audio."""
+    """The avatar's ticks, driven by the audio track (40 ms of audio per tick), so its
+    audio never queues behind its video; the video track sends the newest frame and
+    only advances the clock itself when audio is not being pulled."""
 
     def __init__(self, avatar: LocalAvatar, on_speaking) -> None:
         self.avatar = avatar
         self.index = 0
         self.audio = np.zeros(0, np.float32)
+        self.frame: np.ndarray | None = None
+        self._advanced_at = 0.0
         self._speaking = False
         self._on_speaking = on_speaking
 
-    def advance(self) -> np.ndarray:
+    def _advance(self) -> None:
         tick = self.avatar.tick(self.index)
         self.index += 1
-        self.audio = np.concatenate([self.audio[-AUDIO_RATE:], tick.audio])  # keep at most 1 s
+        self.frame, self._advanced_at = tick.frame, time.monotonic()
+        self.audio = np.concatenate([self.audio, tick.audio])
         if tick.speaking != self._speaking:
             self._speaking = tick.speaking
             self._on_speaking(tick.speaking)
-        return tick.frame
 
     def take_audio(self, n: int) -> np.ndarray:
-        out = np.zeros(n, np.float32)
-        got = min(n, self.audio.size)
-        out[:got], self.audio = self.audio[:got], self.audio[got:]
+        while self.audio.size < n:
+            self._advance()
+        out, self.audio = self.audio[:n], self.audio[n:]
         return out
+
+    def latest_frame(self) -> np.ndarray:
+        if self.frame is None or time.monotonic() - self._advanced_at > 2 / FPS:
+            self._advance()  # audio is not flowing (yet): keep the picture alive
+            self.audio = self.audio[-AUDIO_FRAME_SAMPLES:]
+        return self.frame
 
 
 class _Paced(MediaStreamTrack):
@@ -78,7 +88,7 @@ class AvatarVideoTrack(_Paced):
 
     async def recv(self) -> VideoFrame:
         n = await self._wait_turn()
-        frame = VideoFrame.from_ndarray(np.ascontiguousarray(self._clock.advance()), format="bgr24")
+        frame = VideoFrame.from_ndarray(np.ascontiguousarray(self._clock.latest_frame()), format="bgr24")
         frame.pts, frame.time_base = n * VIDEO_CLOCK // FPS, fractions.Fraction(1, VIDEO_CLOCK)
         return frame
 

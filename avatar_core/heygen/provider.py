@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -36,10 +37,14 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 15.0
 KEEP_ALIVE_EVERY_S = 30.0
-MAX_AUDIO_BACKLOG = AUDIO_RATE // 4  # 250 ms: older received audio is dropped
+MAX_AUDIO_BACKLOG = AUDIO_RATE // 10  # 100 ms: older received audio is dropped, keeping lips in sync
 SPEAKING_RMS = 0.01
 SPEAKING_HANGOVER_TICKS = 8  # pauses between words shorter than 320 ms stay "speaking"
 MEDIA_STALL_S = 5.0  # no video for this long: HeyGen's media is gone (a dead track never "ends")
+# aiortc holds 4 audio packets (80 ms) before releasing audio and no video, so received
+# video is held back by that, plus whatever audio waits in our buffer, to keep lips in sync
+AIORTC_AUDIO_PREFETCH_S = 0.08
+FRAME_HISTORY = 16
 
 
 class MediaTransport(Protocol):
@@ -47,7 +52,7 @@ class MediaTransport(Protocol):
 
     async def connect(self, client: HeyGenClient, session: NewSession) -> None: ...
 
-    def latest_frame(self) -> np.ndarray | None: ...
+    def frame_from(self, seconds_ago: float) -> np.ndarray | None: ...
 
     def seconds_since_frame(self) -> float: ...
 
@@ -59,7 +64,7 @@ class V1WebRTCMedia:
                  on_lost: Callable[[MediaError], None], connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         self._size, self._audio, self._connect_timeout_s = size, audio, connect_timeout_s
         self._on_message, self._on_lost = on_message, on_lost
-        self._latest: np.ndarray | None = None
+        self._frames: deque[tuple[float, np.ndarray]] = deque(maxlen=FRAME_HISTORY)
         self._latest_at = time.monotonic()
         self._readers: list[asyncio.Task[None]] = []
         self.pc: RTCPeerConnection | None = None
@@ -100,8 +105,14 @@ class V1WebRTCMedia:
                              "or missing TURN relay can block WebRTC; check the network.") from None
         self._latest_at = time.monotonic()
 
-    def latest_frame(self) -> np.ndarray | None:
-        return self._latest
+    def frame_from(self, seconds_ago: float) -> np.ndarray | None:
+        """The newest frame that arrived at least `seconds_ago` (else the oldest kept)."""
+        cutoff = time.monotonic() - seconds_ago
+        frames = list(self._frames)  # a snapshot: the reader appends from the event loop
+        for arrived, frame in reversed(frames):
+            if arrived <= cutoff:
+                return frame
+        return frames[0][1] if frames else None
 
     def seconds_since_frame(self) -> float:
         return time.monotonic() - self._latest_at
@@ -116,7 +127,7 @@ class V1WebRTCMedia:
         try:
             while True:
                 frame = await track.recv()
-                self._latest = await asyncio.to_thread(self._to_bgr, frame)
+                self._frames.append((time.monotonic(), await asyncio.to_thread(self._to_bgr, frame)))
                 self._latest_at = time.monotonic()
         except MediaStreamError:
             self._on_lost(MediaError("HeyGen's video stopped arriving."))
@@ -207,7 +218,8 @@ class HeyGenAvatar:
         audio, _ = self._audio.pull(SAMPLES_PER_TICK)
         loud = float(np.sqrt(np.mean(np.square(audio)))) > SPEAKING_RMS
         self._quiet_ticks = 0 if loud else self._quiet_ticks + 1
-        frame = self._media.latest_frame()
+        audio_wait_s = AIORTC_AUDIO_PREFETCH_S + self._audio.pending_samples / AUDIO_RATE
+        frame = self._media.frame_from(audio_wait_s)
         return MediaTick(self._blank if frame is None else frame, audio, self._quiet_ticks < SPEAKING_HANGOVER_TICKS)
 
     async def speak(self, text: str) -> None:
