@@ -5,6 +5,7 @@ background-removed avatar; every fault gives its message; nothing leaks upstream
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 
 import numpy as np
@@ -177,7 +178,7 @@ def test_ice_that_never_connects_fails_start_clearly(app, heygen):
     assert heygen.open_sessions() == 0
 
 
-def test_keep_alive_holds_an_open_session_past_heygens_idle_timeout():
+def test_keep_alive_holds_an_open_session_and_shutdown_stops_it():
     server = LocalHeyGenProcess("--idle-timeout", "2")
     app = AppProcess({"AVATAR_PROVIDER": "heygen", "HEYGEN_API_KEY": API_KEY, "HEYGEN_BASE_URL": server.url,
                       "HEYGEN_KEEP_ALIVE_S": "0.5"}).wait_ready()
@@ -190,7 +191,8 @@ def test_keep_alive_holds_an_open_session_past_heygens_idle_timeout():
                 await asyncio.sleep(5)  # 2.5 times HeyGen's idle timeout, no user action
                 assert server.open_sessions() == 1
                 assert viewer.video.fps(time.monotonic() - 2) > 20
-                await viewer.acall("close_session")
+                app.proc.send_signal(signal.SIGTERM)  # shutting down stops the upstream session too
+                assert await asyncio.to_thread(app.proc.wait, 30) == 0
             finally:
                 await viewer.close()
 

@@ -47,6 +47,8 @@ def test_envelopes_lists_and_stop(server):
             assert "m=application" in new.sdp["sdp"] and new.duration_limit_s == 600
             assert [s["session_id"] for s in await c.list_sessions()] == [new.session_id]
             await c.keep_alive(new.session_id)
+            talk = await c.task(new.session_id, "What are you?", "talk", "async")
+            assert talk.task_id and talk.duration_ms > 0
             await c.stop(new.session_id)
             with pytest.raises(errors.SessionClosedError):
                 await c.task(new.session_id, "anyone there?")
@@ -243,3 +245,22 @@ def test_media_dropped_and_ice_that_never_connects(server):
 
     run(body())
     assert server.open_sessions() == 0
+
+
+def test_choices_for_the_dropdowns(server):
+    from avatar_core.providers import HeyGenProviders
+
+    async def body():
+        good, bad = HeyGenProviders(client(server)), HeyGenProviders(client(server, api_key="wrong"))
+        try:
+            avatars, voices, problem = await good.choices()
+            assert problem is None and ("ava", "ava") in [(i, i) for _, i in avatars]
+            assert "heart" in [i for _, i in voices]
+            assert await bad.choices() == ([], [], "Could not list HeyGen's avatars and voices: HeyGen refused "
+                                                   "the API key. Check HEYGEN_API_KEY on the server. You can still "
+                                                   "type IDs.")
+        finally:
+            await good.close()
+            await bad.close()
+
+    run(body())
