@@ -181,7 +181,7 @@ def close_everything(controller: Controller, reason: str) -> None:
 
     future = asyncio.run_coroutine_threadsafe(close(), loop)
     try:
-        future.result(timeout=10)
+        future.result(timeout=45)  # longer than a HeyGen call may take, so stop calls finish
     except Exception:
         log.exception("closing sessions at shutdown failed")
 

@@ -13,6 +13,8 @@ from .media import MediaSource
 class ProviderError(Exception):
     """A provider failed in a way the person should hear about; str() is one clear line."""
 
+    session_is_gone = False  # True: the provider's session ended upstream, so ours closes too
+
 
 class SpeechQueueFullError(RuntimeError):
     """speak() refused: too much is already waiting to be spoken."""

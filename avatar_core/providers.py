@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from .face import LOOKS
 from .heygen.client import HeyGenClient
-from .heygen.errors import HeyGenError
+from .heygen.errors import HeyGenError, StillCreatingError
 from .heygen.provider import HeyGenAvatar
 from .local_factory import create_local_avatar
 from .provider import AvatarProvider
@@ -40,10 +40,15 @@ class HeyGenProviders:
     keep_alive_s: float = 30.0
     name: str = "heygen"
     _cached: tuple[float, Choices, Choices] | None = field(default=None, repr=False)
+    _creating: int = 0  # upstream sessions being made: not yet ours, not leftovers either
 
     async def create(self, avatar_id: str, voice_id: str, quality: str) -> AvatarProvider:
-        return await HeyGenAvatar.create(self.client, avatar_id, voice_id, quality, self.connect_timeout_s,
-                                         self.keep_alive_s)
+        self._creating += 1
+        try:
+            return await HeyGenAvatar.create(self.client, avatar_id, voice_id, quality, self.connect_timeout_s,
+                                             self.keep_alive_s)
+        finally:
+            self._creating -= 1
 
     async def choices(self) -> tuple[Choices, Choices, str | None]:
         if self._cached and time.monotonic() - self._cached[0] < CHOICES_TTL_S:
@@ -61,6 +66,8 @@ class HeyGenProviders:
 
     async def close_leaked(self, live_upstream_ids: frozenset[str]) -> int:
         """Stop upstream sessions under this key that no live session here owns."""
+        if self._creating:
+            raise StillCreatingError()
         return await self.client.close_sessions(keep=live_upstream_ids)
 
     async def close(self) -> None:

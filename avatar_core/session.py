@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
@@ -26,7 +26,7 @@ class UserError(Exception):
     """Something the person can fix; the message says what. Nothing was changed."""
 
 
-class SessionState(str, Enum):
+class SessionState(StrEnum):
     NEW = "new"  # created, not streaming yet
     CONNECTING = "connecting"  # Start clicked, viewer not attached yet
     LIVE = "live"  # video and audio are flowing to a viewer
@@ -76,9 +76,14 @@ class AvatarSession:
         self.log.add("Starting the stream... (connecting video and audio)")
         try:
             await self.provider.start()
-        except ProviderError as exc:
-            await self.close(f"could not start: {exc}")
-            raise UserError(f"{exc} The session was closed; click New to try again.") from None
+        except BaseException as exc:  # whatever went wrong, the upstream session must not leak
+            why = str(exc) if isinstance(exc, ProviderError) else f"an internal error ({type(exc).__name__})"
+            await asyncio.shield(self.close(f"could not start: {why}"))
+            if isinstance(exc, Exception):
+                raise UserError(f"Could not start: {why} The session was closed; click New to try again.") from None
+            raise
+        if self.state is SessionState.CLOSED:  # closed while it was connecting
+            raise UserError("The session was closed while it was starting. Click New to begin again.")
         self.pipeline.start()
 
     async def speak(self, text: str) -> None:
@@ -102,6 +107,10 @@ class AvatarSession:
             await self.provider.speak(text)
         except SpeechQueueFullError as exc:
             raise UserError(f"{exc} Wait for the avatar to finish, then send more.") from None
+        except ProviderError as exc:
+            if exc.session_is_gone:
+                await self.close(str(exc))
+            raise UserError(str(exc)) from None
 
     def set_background(self, background: np.ndarray | None) -> None:
         self.touch()

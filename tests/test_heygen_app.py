@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 from gradio_client.exceptions import AppError
-from test_stream_integration import greenness, wait_until
+from test_stream_integration import corner_becomes, greenness, wait_until
 
 from app_process import AppProcess
 from avatar_core.heygen.client import HeyGenClient
@@ -29,7 +29,7 @@ def heygen():
 @pytest.fixture(scope="module")
 def app(heygen):
     app = AppProcess({"AVATAR_PROVIDER": "heygen", "HEYGEN_API_KEY": API_KEY, "HEYGEN_BASE_URL": heygen.url,
-                      "HEYGEN_TIMEOUT_S": "2", "HEYGEN_CONNECT_TIMEOUT_S": "3", "MAX_SESSIONS": "3"}).wait_ready()
+                      "HEYGEN_TIMEOUT_S": "5", "HEYGEN_CONNECT_TIMEOUT_S": "3", "MAX_SESSIONS": "3"}).wait_ready()
     yield app
     app.stop()
     assert API_KEY not in app.output()  # the key never reaches a log line
@@ -51,15 +51,20 @@ def test_new_start_repeat_close_relays_the_keyed_avatar(app, heygen):
             await viewer.acall("set_background", True, "color", "#3050d0", "studio", None)
             await viewer.start()
             assert await wait_until(lambda: len(viewer.video.times) > 25, 10)
-            frame = viewer.video.last_frame
+            assert await corner_becomes(viewer, (208, 80, 48))
             assert viewer.video.size == (640, 360)
-            assert np.mean(greenness(frame) > 40) < 0.001  # HeyGen's green removed on our server
-            assert np.abs(frame[5, 5].astype(int) - (208, 80, 48)).max() < 25
+            assert np.mean(greenness(viewer.video.last_frame) > 40) < 0.001  # HeyGen's green removed here
             t = time.monotonic()
             await viewer.acall("repeat", "Hello, I am relayed from the HeyGen stand-in.")
             assert await wait_until(lambda: viewer.audio.max_value(t) > 0.05, 8)
             assert await wait_until(lambda: viewer.video.max_value(t) > 0.05, 8)  # the mouth moved
-            assert "HeyGen says: Hello, I am relayed" in await viewer.acall("close_session")
+            for _ in range(100):  # what was said is logged whole once HeyGen ends the message
+                log = await viewer.acall("set_background", True, "color", "#3050d0", "studio", None)
+                if "HeyGen says" in log:
+                    break
+                await asyncio.sleep(0.1)
+            assert "HeyGen says: Hello, I am relayed from the HeyGen stand-in." in log
+            await viewer.acall("close_session")
         finally:
             await viewer.close()
 
@@ -131,13 +136,12 @@ def test_unknown_avatar_and_heygens_own_concurrency_limit(app, heygen):
 def test_slow_api_times_out_and_leftovers_can_be_closed(app, heygen):
     viewer = Viewer(app.url)
     try:
-        heygen.set_fault("slow", slow_s=4)
+        heygen.set_fault("slow", slow_s=7)  # longer than the app's HEYGEN_TIMEOUT_S=5
         with pytest.raises(AppError, match="did not answer in time"):
             viewer.call("new_session", "ava", "heart", "low")
         heygen.set_fault(None)
-        time.sleep(3)  # the stand-in finishes creating the session we gave up on
-        assert heygen.open_sessions() >= 1
-        assert "leftover HeyGen session" in viewer.call("close_leaked_heygen_sessions")
+        assert heygen.open_sessions() == 1  # the stand-in made the session we gave up on
+        assert "Closed 1 leftover HeyGen session" in viewer.call("close_leaked_heygen_sessions")
         assert heygen.open_sessions() == 0
     finally:
         asyncio.run(viewer.close())
@@ -190,7 +194,7 @@ def test_keep_alive_holds_an_open_session_and_shutdown_stops_it():
                 await viewer.start()
                 await asyncio.sleep(5)  # 2.5 times HeyGen's idle timeout, no user action
                 assert server.open_sessions() == 1
-                assert viewer.video.fps(time.monotonic() - 2) > 20
+                assert viewer.video.times[-1] > time.monotonic() - 1  # and frames still arrive
                 app.proc.send_signal(signal.SIGTERM)  # shutting down stops the upstream session too
                 assert await asyncio.to_thread(app.proc.wait, 30) == 0
             finally:
@@ -201,3 +205,47 @@ def test_keep_alive_holds_an_open_session_and_shutdown_stops_it():
     finally:
         app.stop()
         server.stop()
+
+
+def test_heygen_closing_the_session_closes_ours_with_a_message(app, heygen):
+    async def body():
+        viewer = Viewer(app.url)
+        outsider = HeyGenClient(API_KEY, heygen.url)
+        try:
+            await viewer.acall("new_session", "ava", "heart", "low")
+            await viewer.start()
+            assert await wait_until(lambda: len(viewer.video.times) > 5, 10)
+            assert await outsider.close_sessions() == 1  # HeyGen ends it (idle limit, another tool...)
+            for _ in range(100):
+                log = await viewer.acall("set_background", False, "color", "#000000", "studio", None)
+                if "stopped because of HeyGen" in log:
+                    break
+                await asyncio.sleep(0.1)
+            assert "The stream stopped because of HeyGen's" in log
+            with pytest.raises(AppError, match="Click New first"):
+                await viewer.acall("repeat", "Hello?")
+        finally:
+            await outsider.aclose()
+            await viewer.close()
+
+    asyncio.run(body())
+    assert heygen.open_sessions() == 0
+
+
+def test_a_failed_repeat_gives_one_line_and_the_session_stays_usable(app, heygen):
+    async def body():
+        viewer = Viewer(app.url)
+        try:
+            await viewer.acall("new_session", "ava", "heart", "low")
+            await viewer.start()
+            heygen.set_fault("500")
+            with pytest.raises(AppError, match="HeyGen's server had a problem"):
+                await viewer.acall("repeat", "This will not reach HeyGen.")
+            heygen.set_fault(None)
+            assert "Repeat sent" in await viewer.acall("repeat", "This one will.")
+            await viewer.acall("close_session")
+        finally:
+            await viewer.close()
+
+    asyncio.run(body())
+    assert heygen.open_sessions() == 0

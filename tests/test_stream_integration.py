@@ -38,6 +38,15 @@ def greenness(frame: np.ndarray) -> np.ndarray:
     return frame[..., 1].astype(int) - np.maximum(frame[..., 0], frame[..., 2])
 
 
+async def corner_becomes(viewer: Viewer, bgr: tuple[int, int, int], timeout: float = 20) -> bool:
+    """The first keyed frame may wait for numba to compile the key (no cache on a fresh clone)."""
+    def matches() -> bool:
+        frame = viewer.video.last_frame
+        return frame is not None and np.abs(frame[5, 5].astype(int) - bgr).max() < 25
+
+    return await wait_until(matches, timeout)
+
+
 async def wait_until(predicate, timeout: float, step: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -77,17 +86,12 @@ def test_offline_avatar_streams_speaks_and_keys(app):
             assert viewer.audio.max_value(t_repeat) > 0.05
 
             await viewer.acall("set_background", True, "color", "#3050d0", "studio", None)
-            t_keyed = time.monotonic()
-            assert await wait_until(lambda: viewer.video.times[-1] > t_keyed + 0.3, 5)
-            frame = viewer.video.last_frame
-            assert np.abs(frame[5, 5].astype(int) - (208, 80, 48)).max() < 25  # BGR of #3050d0
-            assert np.mean(greenness(frame) > 40) < 0.001
+            assert await corner_becomes(viewer, (208, 80, 48))  # BGR of #3050d0
+            assert np.mean(greenness(viewer.video.last_frame) > 40) < 0.001
             picture = METRICS.parent / "orange.png"
             Image.new("RGB", (800, 600), (255, 140, 0)).save(picture)
             await viewer.acall("set_background", True, "upload", "#3050d0", "studio", handle_file(str(picture)))
-            t_uploaded = time.monotonic()
-            assert await wait_until(lambda: viewer.video.times[-1] > t_uploaded + 0.3, 5)
-            assert np.abs(viewer.video.last_frame[5, 5].astype(int) - (0, 140, 255)).max() < 25  # BGR
+            assert await corner_becomes(viewer, (0, 140, 255))
             await viewer.acall("set_background", False, "color", "#3050d0", "studio", None)
             t_plain = time.monotonic()
             assert await wait_until(lambda: viewer.video.times[-1] > t_plain + 0.3, 5)

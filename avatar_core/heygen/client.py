@@ -54,12 +54,14 @@ class HeyGenClient:
         try:
             payload = reply.json()
         except ValueError:
-            payload = {}
-        if not isinstance(payload, dict):
-            payload = {}
+            payload = None
+        if not isinstance(payload, dict):  # an HTML page from a proxy or a wrong HEYGEN_BASE_URL
+            if reply.is_success:
+                raise ServerError(f"not a HeyGen reply (HTTP {reply.status_code}); check HEYGEN_BASE_URL")
+            raise classify(reply.status_code, None, "")
         code, message = payload.get("code"), str(payload.get("message") or payload.get("error") or "")
-        ok_v1 = reply.is_success and code in (None, 100) and not payload.get("error")
-        if not ok_v1:
+        enveloped = "data" in payload or code == 100
+        if not (reply.is_success and enveloped and code in (None, 100) and not payload.get("error")):
             raise classify(reply.status_code, code if isinstance(code, int) else None, message)
         return payload.get("data")
 

@@ -40,6 +40,7 @@ class ConcurrentLimitError(HeyGenError):
 
 class SessionClosedError(HeyGenError):
     user_message = "HeyGen has already closed this session (idle or time limit). Click New to begin again."
+    session_is_gone = True  # the app closes its side too
 
 
 class ServerError(HeyGenError):
@@ -48,6 +49,10 @@ class ServerError(HeyGenError):
 
 class RequestTimeoutError(HeyGenError):
     user_message = "HeyGen did not answer in time. Check the connection and try again."
+
+
+class StillCreatingError(HeyGenError):
+    user_message = "A HeyGen session is being created right now; try again in a moment."
 
 
 class MediaError(HeyGenError):

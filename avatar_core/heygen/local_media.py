@@ -34,28 +34,29 @@ class _AvatarClock:
         self.index = 0
         self.audio = np.zeros(0, np.float32)
         self.frame: np.ndarray | None = None
-        self._advanced_at = 0.0
+        self.audio_flowing = False  # set once the audio track pulls: from then on it drives the ticks
         self._speaking = False
         self._on_speaking = on_speaking
 
     def _advance(self) -> None:
         tick = self.avatar.tick(self.index)
         self.index += 1
-        self.frame, self._advanced_at = tick.frame, time.monotonic()
+        self.frame = tick.frame
         self.audio = np.concatenate([self.audio, tick.audio])
         if tick.speaking != self._speaking:
             self._speaking = tick.speaking
             self._on_speaking(tick.speaking)
 
     def take_audio(self, n: int) -> np.ndarray:
+        self.audio_flowing = True
         while self.audio.size < n:
             self._advance()
         out, self.audio = self.audio[:n], self.audio[n:]
         return out
 
     def latest_frame(self) -> np.ndarray:
-        if self.frame is None or time.monotonic() - self._advanced_at > 2 / FPS:
-            self._advance()  # audio is not flowing (yet): keep the picture alive
+        if self.frame is None or not self.audio_flowing:
+            self._advance()  # no audio pulled yet: the video keeps the picture alive
             self.audio = self.audio[-AUDIO_FRAME_SAMPLES:]
         return self.frame
 
@@ -64,14 +65,15 @@ class _Paced(MediaStreamTrack):
     def __init__(self, period: float, stop_after_s: float | None) -> None:
         super().__init__()
         self._period, self._start, self._count = period, None, 0
-        self._stop_at = None if stop_after_s is None else time.monotonic() + stop_after_s
+        self._stop_after_s = stop_after_s  # counted from the first frame sent
 
     async def _wait_turn(self) -> int:
-        if self.readyState != "live" or (self._stop_at and time.monotonic() > self._stop_at):
-            self.stop()  # "media dropped mid-stream"
-            raise MediaStreamError
         if self._start is None:
             self._start = time.monotonic()
+        dropped = self._stop_after_s is not None and time.monotonic() - self._start > self._stop_after_s
+        if self.readyState != "live" or dropped:
+            self.stop()  # "media dropped mid-stream"
+            raise MediaStreamError
         wait = self._start + self._count * self._period - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
@@ -153,7 +155,10 @@ class AvatarPeer:
     async def speak(self, task_id: str, text: str) -> None:
         self._task_id = task_id
         await self.avatar.speak(text)
-        self.send_event({"type": "avatar_talking_message", "task_id": task_id, "message": text})
+        words = text.split(" ")
+        for i in range(0, len(words), 4):  # HeyGen streams what is said in pieces
+            piece = " ".join(words[i : i + 4]) + (" " if i + 4 < len(words) else "")
+            self.send_event({"type": "avatar_talking_message", "task_id": task_id, "message": piece})
 
     async def interrupt(self) -> None:
         await self.avatar.interrupt()

@@ -56,6 +56,7 @@ class LocalSession:
     knowledge_base: str
     idle_timeout_s: float
     created: float = field(default_factory=time.monotonic)
+    created_at: float = field(default_factory=time.time)  # what clients see: seconds since the epoch
     last_activity: float = field(default_factory=time.monotonic)
     started: bool = False
 
@@ -81,6 +82,7 @@ class LocalHeyGen:
         self.config = config
         self.sessions: dict[str, LocalSession] = {}
         self.tokens: dict[str, str | None] = {}  # token -> the session it was spent on (None: unspent)
+        self._reserved = 0  # sessions being built: they count against the limit already
         self.created_total = 0
         self._reaper: asyncio.Task[None] | None = None
         routes = [
@@ -168,7 +170,7 @@ class LocalHeyGen:
         async def handler(body, token, fault):
             if token is not None and self.tokens[token] is not None:
                 raise ApiError(401, 400112, "Unauthorized: token already used")
-            if len(self.sessions) >= self.config.max_sessions:
+            if len(self.sessions) + self._reserved >= self.config.max_sessions:
                 raise ApiError(400, 10007, "Concurrent limit reached")
             if body.get("version") == "v2":
                 raise ApiError(400, 400, "version v2 (LiveKit) is not served by the local stand-in")
@@ -185,16 +187,26 @@ class LocalHeyGen:
             if voice_id not in default_catalog().voices:
                 raise ApiError(400, 400, "voice not found")
             idle = float(body.get("activity_idle_timeout") or self.config.idle_timeout_s)
-            avatar = await asyncio.to_thread(make_local_avatar, avatar_id, voice_id, quality)
-            peer = AvatarPeer(avatar, self.config.drop_media_after_s if fault == "drop-media" else None,
-                              break_ice=fault == "no-ice")
-            sdp = await peer.offer()
-            session = LocalSession(uuid.uuid4().hex, peer, str(body.get("knowledge_base") or ""),
+            session_id = uuid.uuid4().hex
+            if token is not None:
+                self.tokens[token] = session_id  # spent before the first await: no second use slips in
+            self._reserved += 1
+            peer: AvatarPeer | None = None
+            try:
+                avatar = await asyncio.to_thread(make_local_avatar, avatar_id, voice_id, quality)
+                peer = AvatarPeer(avatar, self.config.drop_media_after_s if fault == "drop-media" else None,
+                                  break_ice=fault == "no-ice")
+                sdp = await peer.offer()
+            except BaseException:
+                if peer is not None:
+                    await peer.close()
+                raise
+            finally:
+                self._reserved -= 1
+            session = LocalSession(session_id, peer, str(body.get("knowledge_base") or ""),
                                    min(3600.0, max(1.0, idle)))
             self.sessions[session.session_id] = session
             self.created_total += 1
-            if token is not None:
-                self.tokens[token] = session.session_id
             return _ok({"session_id": session.session_id, "sdp": {"type": "offer", "sdp": sdp},
                         "ice_servers2": [], "ice_servers": [], "is_paid": False,
                         "session_duration_limit": self.config.duration_limit_s, "url": None, "access_token": None})
@@ -274,7 +286,7 @@ class LocalHeyGen:
 
     async def list_sessions(self, request: Request) -> JSONResponse:
         async def handler(_body, _token, _fault):
-            return _ok({"sessions": [{"session_id": s.session_id, "status": s.status, "created_at": s.created}
+            return _ok({"sessions": [{"session_id": s.session_id, "status": s.status, "created_at": s.created_at}
                                      for s in self.sessions.values()]})
 
         return await self._handle(request, handler)

@@ -72,16 +72,16 @@ class V1WebRTCMedia:
     async def connect(self, client: HeyGenClient, session: NewSession) -> None:
         if not session.sdp:
             raise MediaError("HeyGen offered LiveKit (v2) media, which this app does not receive yet.")
-        servers = [RTCIceServer(urls=s.get("urls") or s.get("url"), username=s.get("username"),
-                                credential=s.get("credential")) for s in session.ice_servers if s.get("urls")]
+        servers = [RTCIceServer(urls=urls, username=s.get("username"), credential=s.get("credential"))
+                   for s in session.ice_servers if (urls := s.get("urls") or s.get("url"))]
         pc = self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers or None))
-        connected = asyncio.Event()
+        settled = asyncio.Event()  # connected, or failed: either way stop waiting
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
-            if pc.connectionState == "connected":
-                connected.set()
-            elif pc.connectionState == "failed":
+            if pc.connectionState in ("connected", "failed", "closed"):
+                settled.set()
+            if pc.connectionState == "failed":
                 self._on_lost(MediaError("The connection to HeyGen's media failed."))
 
         @pc.on("track")
@@ -98,11 +98,11 @@ class V1WebRTCMedia:
         await client.start(session.session_id, pc.localDescription.sdp)
         for candidate in _candidates(pc.localDescription.sdp):  # HeyGen expects them trickled
             await client.ice(session.session_id, candidate)
-        try:
-            await asyncio.wait_for(connected.wait(), self._connect_timeout_s)
-        except TimeoutError:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(settled.wait(), self._connect_timeout_s)
+        if pc.connectionState != "connected":
             raise MediaError(f"HeyGen's media did not connect within {self._connect_timeout_s:.0f} s. A firewall, VPN "
-                             "or missing TURN relay can block WebRTC; check the network.") from None
+                             "or missing TURN relay can block WebRTC; check the network.")
         self._latest_at = time.monotonic()
 
     def frame_from(self, seconds_ago: float) -> np.ndarray | None:
@@ -182,6 +182,7 @@ class HeyGenAvatar:
         self._lost_reason: MediaError | None = None
         self._keep_alive: asyncio.Task[None] | None = None
         self._quiet_ticks = SPEAKING_HANGOVER_TICKS
+        self._said: list[str] = []  # pieces of what the avatar is saying, logged once it ends
         self._closed = False
         self.on_event: Callable[[str], None] | None = None
 
@@ -207,7 +208,14 @@ class HeyGenAvatar:
         return f"HeyGen avatar {self._avatar_id}, {self._quality} {w}x{h}, upstream {self._session.session_id[:8]}"
 
     async def start(self) -> None:
-        await self._media.connect(self._client, self._session)
+        try:
+            await self._media.connect(self._client, self._session)
+        except HeyGenError:
+            raise
+        except Exception as exc:  # a bad offer, an SDP aiortc cannot use...: one clear line
+            raise MediaError(f"Could not set up HeyGen's media ({type(exc).__name__}).") from exc
+        if self._closed:
+            raise MediaError("The session was closed while it was connecting.")
         self._keep_alive = asyncio.create_task(self._keep_alive_forever())
 
     def tick(self, index: int) -> MediaTick:
@@ -230,8 +238,14 @@ class HeyGenAvatar:
         self._audio.clear()
 
     def _message(self, event: dict[str, Any]) -> None:
-        if event.get("type") == "avatar_talking_message" and self.on_event and event.get("message"):
-            self.on_event(f"HeyGen says: {str(event['message'])[:200]}")
+        """HeyGen streams what the avatar says in pieces; the log gets it once, whole."""
+        kind = event.get("type")
+        if kind == "avatar_talking_message" and event.get("message"):
+            self._said.append(str(event["message"]))
+        elif kind == "avatar_end_message" and self._said:
+            said, self._said = "".join(self._said).strip(), []
+            if self.on_event:
+                self.on_event(f"HeyGen says: {said[:300]}")
 
     def _lost(self, reason: MediaError) -> None:
         if self._lost_reason is None and not self._closed:
