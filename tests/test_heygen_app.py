@@ -37,9 +37,20 @@ def app(heygen):
 
 @pytest.fixture(autouse=True)
 def no_fault(heygen):
+    """Each test starts clean: no fault, nothing open upstream (a failed test cannot cascade;
+    tests that check for leaks assert zero open sessions themselves, before this runs)."""
     heygen.set_fault(None)
     yield
     heygen.set_fault(None)
+
+    async def close_leftovers() -> None:
+        cleaner = HeyGenClient(API_KEY, heygen.url)
+        try:
+            await cleaner.close_sessions()
+        finally:
+            await cleaner.aclose()
+
+    asyncio.run(close_leftovers())
 
 
 def test_new_start_repeat_close_relays_the_keyed_avatar(app, heygen):
@@ -60,10 +71,11 @@ def test_new_start_repeat_close_relays_the_keyed_avatar(app, heygen):
             assert await wait_until(lambda: viewer.video.max_value(t) > 0.05, 8)  # the mouth moved
             for _ in range(100):  # what was said is logged whole once HeyGen ends the message
                 log = await viewer.acall("set_background", True, "color", "#3050d0", "studio", None)
-                if "HeyGen says" in log:
+                if "HeyGen says" in log and "Avatar finished speaking." in log:
                     break
                 await asyncio.sleep(0.1)
             assert "HeyGen says: Hello, I am relayed from the HeyGen stand-in." in log
+            assert "Avatar started speaking." in log and "Avatar finished speaking." in log  # HeyGen's events
             await viewer.acall("close_session")
         finally:
             await viewer.close()

@@ -38,8 +38,6 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 15.0
 KEEP_ALIVE_EVERY_S = 30.0
 MAX_AUDIO_BACKLOG = AUDIO_RATE // 10  # 100 ms: older received audio is dropped, keeping lips in sync
-SPEAKING_RMS = 0.01
-SPEAKING_HANGOVER_TICKS = 8  # pauses between words shorter than 320 ms stay "speaking"
 MEDIA_STALL_S = 5.0  # no video for this long: HeyGen's media is gone (a dead track never "ends")
 # aiortc holds 4 audio packets (80 ms) before releasing audio and no video, so received
 # video is held back by that, plus whatever audio waits in our buffer, to keep lips in sync
@@ -181,7 +179,7 @@ class HeyGenAvatar:
                                                     connect_timeout_s)
         self._lost_reason: MediaError | None = None
         self._keep_alive: asyncio.Task[None] | None = None
-        self._quiet_ticks = SPEAKING_HANGOVER_TICKS
+        self._talking = False  # from HeyGen's own events: avatar_start_talking .. avatar_stop_talking
         self._said: list[str] = []  # pieces of what the avatar is saying, logged once it ends
         self._closed = False
         self.on_event: Callable[[str], None] | None = None
@@ -224,11 +222,9 @@ class HeyGenAvatar:
         if self._lost_reason is not None:
             raise self._lost_reason
         audio, _ = self._audio.pull(SAMPLES_PER_TICK)
-        loud = float(np.sqrt(np.mean(np.square(audio)))) > SPEAKING_RMS
-        self._quiet_ticks = 0 if loud else self._quiet_ticks + 1
         audio_wait_s = AIORTC_AUDIO_PREFETCH_S + self._audio.pending_samples / AUDIO_RATE
         frame = self._media.frame_from(audio_wait_s)
-        return MediaTick(self._blank if frame is None else frame, audio, self._quiet_ticks < SPEAKING_HANGOVER_TICKS)
+        return MediaTick(self._blank if frame is None else frame, audio, self._talking)
 
     async def speak(self, text: str) -> None:
         await self._client.task(self._session.session_id, text, "repeat", "async")
@@ -240,7 +236,9 @@ class HeyGenAvatar:
     def _message(self, event: dict[str, Any]) -> None:
         """HeyGen streams what the avatar says in pieces; the log gets it once, whole."""
         kind = event.get("type")
-        if kind == "avatar_talking_message" and event.get("message"):
+        if kind in ("avatar_start_talking", "avatar_stop_talking"):
+            self._talking = kind == "avatar_start_talking"  # the clock logs the change
+        elif kind == "avatar_talking_message" and event.get("message"):
             self._said.append(str(event["message"]))
         elif kind == "avatar_end_message" and self._said:
             said, self._said = "".join(self._said).strip(), []
