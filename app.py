@@ -109,10 +109,12 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
         session_id = gr.State(None)
         log_version = gr.State(-1)
         with gr.Row(equal_height=True):
-            avatar_id = gr.Dropdown([(look.label, look.look_id) for look in LOOKS.values()], value="ava",
-                                    label="Avatar ID", allow_custom_value=True, scale=2)
-            voice_id = gr.Dropdown(voices.choices(), value=voices.default_id, label="Voice ID",
-                                   allow_custom_value=True, scale=2)
+            # with HeyGen the lists come from its API when the page loads (load_choices)
+            avatar_id = gr.Dropdown([] if heygen else [(look.label, look.look_id) for look in LOOKS.values()],
+                                    value=None if heygen else "ava", label="Avatar ID", allow_custom_value=True,
+                                    scale=2)
+            voice_id = gr.Dropdown([] if heygen else voices.choices(), value=None if heygen else voices.default_id,
+                                   label="Voice ID", allow_custom_value=True, scale=2)
             quality = gr.Dropdown([(f"{q} ({w}x{h})", q) for q, (w, h) in QUALITY_SIZES.items()],
                                   value=settings.default_quality, label="Quality", scale=2)
             new_btn = gr.Button("New", variant="primary", elem_id="new-btn", scale=1, min_width=90)

@@ -135,6 +135,8 @@ def test_closing_the_tab_stops_the_upstream_heygen_session(browser):
         page = browser.new_page()
         page.goto(app.url)
         expect(page.locator("#leaked-btn")).to_be_visible()
+        # the Avatar ID list comes from HeyGen's avatar.list (the stand-in marks its names)
+        expect(page.get_by_label("Avatar ID")).to_have_value(re.compile(r"\(stand-in\)"), timeout=10_000)
         page.click("#new-btn")
         expect_status(page, "created", 30_000)
         page.click("#start-btn")

@@ -159,6 +159,26 @@ def test_idle_sessions_close_unless_kept_alive():
         server.stop()
 
 
+def test_duration_limit_ends_a_session_even_when_kept_alive():
+    server = LocalHeyGenProcess("--duration-limit", "2")
+    try:
+        async def body():
+            c = client(server)
+            try:
+                new = await c.new_session("low", "ava", "heart")
+                with pytest.raises(errors.SessionClosedError):
+                    for _ in range(10):
+                        await asyncio.sleep(0.5)
+                        await c.keep_alive(new.session_id)
+            finally:
+                await c.aclose()
+
+        run(body())
+        assert server.open_sessions() == 0
+    finally:
+        server.stop()
+
+
 async def connect(c: HeyGenClient, **new_kwargs):
     """What the v1 client does: take the offer, answer through streaming.start."""
     new = await c.new_session("low", "ava", "heart", **new_kwargs)

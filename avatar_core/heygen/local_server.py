@@ -294,7 +294,7 @@ class LocalHeyGen:
     async def list_avatars(self, request: Request) -> JSONResponse:
         async def handler(_body, _token, _fault):
             voice = default_catalog().default_id
-            return _ok([{"avatar_id": look.look_id, "pose_name": look.label, "default_voice": voice,
+            return _ok([{"avatar_id": look.look_id, "pose_name": f"{look.label} (stand-in)", "default_voice": voice,
                          "is_public": True, "normal_preview": None, "status": "ACTIVE"} for look in LOOKS.values()])
 
         return await self._handle(request, handler)

@@ -189,7 +189,8 @@ class HeyGenAvatar:
                      connect_timeout_s: float = CONNECT_TIMEOUT_S,
                      keep_alive_s: float = KEEP_ALIVE_EVERY_S) -> HeyGenAvatar:
         check_quality(quality)
-        session = await client.new_session(quality, avatar_id, voice_id or None)
+        avatar_id = (avatar_id or "").strip() or "default"  # HeyGen's own default avatar
+        session = await client.new_session(quality, avatar_id, (voice_id or "").strip() or None)
         return cls(client, session, avatar_id, quality, connect_timeout_s, keep_alive_s)
 
     @property
