@@ -20,8 +20,9 @@ import gradio as gr
 from fastrtc import WebRTC
 
 from avatar_core import backgrounds, streams
-from avatar_core.controller import Controller
+from avatar_core.controller import Controller, TalkSettings
 from avatar_core.face import LOOKS, QUALITY_SIZES
+from avatar_core.llm import llm_from
 from avatar_core.local_factory import warm_up
 from avatar_core.media import FPS, TICK_S
 from avatar_core.providers import providers_for
@@ -44,7 +45,8 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
     providers = providers_for(settings)
     sessions = SessionManager(providers.create, settings.max_sessions, settings.session_idle_timeout_s,
                               video_delay_ticks=round(settings.video_delay_ms / 1000 / TICK_S))
-    controller = Controller(sessions, providers)
+    controller = Controller(sessions, providers,
+                            TalkSettings(llm_from(settings), settings.system_prompt, settings.llm_max_history))
     voices = default_catalog()
     heygen = providers.name == "heygen"
 
@@ -75,6 +77,16 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
         return controller.status(request.session_hash)[1]
 
     @user_errors
+    async def talk(text: str, answer_with: str, request: gr.Request):
+        await controller.talk(request.session_hash, text, answer_with)
+        return controller.status(request.session_hash)[1]
+
+    @user_errors
+    async def interrupt(request: gr.Request):
+        await controller.interrupt(request.session_hash)
+        return controller.status(request.session_hash)[1]
+
+    @user_errors
     async def close_session(request: gr.Request):
         await controller.close(request.session_hash)
         return None, controller.status(request.session_hash)[1]
@@ -85,11 +97,12 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
         await controller.set_background(request.session_hash, remove, kind, color, preset, upload)
         return controller.status(request.session_hash)[1]
 
-    async def refresh_status(seen_version: int, request: gr.Request):  # async: runs on the loop, like the rest
-        version, text = controller.status(request.session_hash)
-        if version == seen_version:
-            return gr.skip(), gr.skip()
-        return text, version
+    async def refresh(seen_log: int, seen_chat: int, request: gr.Request):  # async: on the loop, like the rest
+        log_version, text = controller.status(request.session_hash)
+        chat_version, messages = controller.transcript(request.session_hash)
+        log_out = (gr.skip(), gr.skip()) if log_version == seen_log else (text, log_version)
+        chat_out = (gr.skip(), gr.skip()) if chat_version == seen_chat else (messages, chat_version)
+        return *log_out, *chat_out
 
     async def load_choices(request: gr.Request):
         avatars, voice_choices = await controller.choices(request.session_hash)
@@ -108,6 +121,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
         gr.Markdown("# Streaming Avatar\n" + DESCRIPTION)
         session_id = gr.State(None)
         log_version = gr.State(-1)
+        chat_version = gr.State(-2)
         with gr.Row(equal_height=True):
             # with HeyGen the lists come from its API when the page loads (load_choices)
             avatar_id = gr.Dropdown([] if heygen else [(look.label, look.look_id) for look in LOOKS.values()],
@@ -122,14 +136,19 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
             close_btn = gr.Button("Close", variant="stop", elem_id="close-btn", scale=1, min_width=90)
         leaked_btn = gr.Button("Close my open HeyGen sessions", size="sm", visible=heygen, elem_id="leaked-btn")
         with gr.Row(equal_height=True):
-            message = gr.Textbox(label="Message", placeholder="Type what the avatar should say",
+            message = gr.Textbox(label="Message", placeholder="Type what the avatar should say, or a question",
                                  max_length=1000, scale=4, elem_id="message")
-            repeat_btn = gr.Button("Repeat", elem_id="repeat-btn")
+            answer_with = gr.Radio([("Our LLM", "llm"), ("HeyGen's LLM", "heygen")], value="llm",
+                                   label="Answers from", visible=heygen, scale=1)
+            repeat_btn = gr.Button("Repeat", elem_id="repeat-btn", scale=1, min_width=90)
+            talk_btn = gr.Button("Talk", variant="primary", elem_id="talk-btn", scale=1, min_width=90)
+            interrupt_btn = gr.Button("Interrupt", elem_id="interrupt-btn", scale=1, min_width=90)
         status = gr.Textbox(label="Status", lines=7, max_lines=7, interactive=False, autoscroll=True,
                             elem_id="status")
         with gr.Row():
             with gr.Column(scale=3):
                 video = WebRTC(label="Avatar", mode="receive", modality="video", elem_id="avatar-video")
+                transcript = gr.Chatbot(type="messages", label="Transcript", height=260, elem_id="transcript")
             with gr.Column(scale=1):
                 audio = WebRTC(label="Voice", mode="receive", modality="audio", elem_id="avatar-audio")
                 with gr.Group():
@@ -145,6 +164,8 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
         started = start_btn.click(start_stream, None, status, api_name="start_stream")
         repeat_btn.click(repeat, message, status, api_name="repeat")
         message.submit(repeat, message, status, api_name=False)
+        talk_btn.click(talk, [message, answer_with], status, api_name="talk")
+        interrupt_btn.click(interrupt, None, status, api_name="interrupt")
         close_btn.click(close_session, None, [session_id, status], api_name="close_session")
         leaked_btn.click(close_leaked, None, status, api_name="close_leaked_heygen_sessions")
         bg_inputs = [remove_bg, bg_kind, bg_color, bg_preset, bg_upload]
@@ -161,8 +182,9 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
                      trigger=started.success, concurrency_limit=stream_limit, time_limit=None)
 
         timer = gr.Timer(1.0)
-        timer.tick(refresh_status, log_version, [status, log_version], show_progress="hidden", api_name=False)
-        demo.load(refresh_status, log_version, [status, log_version], api_name=False)
+        refreshed = [status, log_version, transcript, chat_version]
+        timer.tick(refresh, [log_version, chat_version], refreshed, show_progress="hidden", api_name=False)
+        demo.load(refresh, [log_version, chat_version], refreshed, api_name=False)
         if heygen:
             demo.load(load_choices, None, [avatar_id, voice_id], api_name=False)
         demo.unload(unload)

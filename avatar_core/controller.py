@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field, replace
 
 from .backgrounds import BackgroundChoice, BackgroundError, load_upload, parse_color
+from .conversation import Conversation, Message
+from .llm import LLM, NOT_CONFIGURED
 from .provider import ProviderError
 from .providers import Choices, HeyGenProviders, LocalProviders
 from .session import AvatarSession, SessionState, UserError
@@ -30,10 +32,19 @@ class Browser:
     last_seen: float = field(default_factory=time.monotonic)
 
 
+@dataclass(frozen=True)
+class TalkSettings:
+    llm: LLM | None = None
+    system_prompt: str = "You are a friendly demo avatar. Answer in one or two short sentences."
+    max_history_turns: int = 10
+
+
 class Controller:
-    def __init__(self, sessions: SessionManager, providers: LocalProviders | HeyGenProviders | None = None) -> None:
+    def __init__(self, sessions: SessionManager, providers: LocalProviders | HeyGenProviders | None = None,
+                 talk: TalkSettings | None = None) -> None:
         self.sessions = sessions
         self.providers = providers or LocalProviders()
+        self.talk_settings = talk or TalkSettings()
         self._browsers: dict[str, Browser] = {}
 
     # --- browsers ------------------------------------------------------------------------
@@ -83,6 +94,9 @@ class Controller:
             await self.sessions.close(session, "the page was closed")
             raise UserError("The page was closed.")
         browser.session_id = session.id
+        session.conversation = Conversation(self.talk_settings.system_prompt, self.talk_settings.max_history_turns)
+        if hasattr(session.provider, "on_reply"):  # HeyGen's own LLM answers into the same transcript
+            session.provider.on_reply = session.conversation.avatar_said
         await self._apply_background(browser, session)
         browser.log.add(f"Session {session.short_id} created ({session.provider.description}). "
                         "Click Start to begin the stream.")
@@ -105,6 +119,60 @@ class Controller:
         except UserError as exc:
             raise self._fail(browser, str(exc)) from None
         browser.log.add(f"Repeat sent ({len(text.strip())} characters).")
+
+    async def talk(self, key: str, text: str, answer_with: str = "llm") -> str:
+        """Ask the LLM (ours, or HeyGen's with answer_with="heygen"); the avatar says the reply
+        sentence by sentence as it streams in. Returns what was said."""
+        browser = self.browser(key)
+        session = self._session(browser, "talk in")
+        conversation = session.conversation
+        try:
+            if conversation is None:
+                raise UserError("This session cannot talk.")
+            if conversation.busy:
+                raise UserError("The avatar is still answering. Click Interrupt first, or wait.")
+            if answer_with == "heygen":
+                native_talk = getattr(session.provider, "talk", None)
+                if native_talk is None:
+                    raise UserError("HeyGen's own LLM is only there with AVATAR_PROVIDER=heygen.")
+                text = await session.ready_to_speak(text)
+                conversation.user_said(text)
+                await native_talk(text)
+                browser.log.add("Talk sent to HeyGen's LLM; the answer is spoken as it comes.")
+                return ""
+            if self.talk_settings.llm is None:
+                raise UserError(NOT_CONFIGURED)
+            text = await session.ready_to_speak(text)
+            browser.log.add("Asking the LLM...")
+            conversation.task = asyncio.ensure_future(conversation.talk(self.talk_settings.llm, text, session.say))
+            reply = await conversation.task
+        except UserError as exc:
+            raise self._fail(browser, str(exc)) from None
+        except ProviderError as exc:  # LLMError, or the avatar failing to speak
+            raise self._fail(browser, str(exc)) from None
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this request itself was cancelled (the awaited reply is cancelled with it)
+            browser.log.add("The answer was interrupted.")
+            return ""
+        browser.log.add(f"The LLM answered in {len(reply)} characters.")
+        return reply
+
+    async def interrupt(self, key: str) -> None:
+        browser = self.browser(key)
+        session = self._session(browser, "interrupt")
+        try:
+            await session.interrupt()
+        except ProviderError as exc:
+            raise self._fail(browser, str(exc)) from None
+        browser.log.add("Interrupted: the avatar stopped speaking.")
+
+    def transcript(self, key: str) -> tuple[int, list[Message]]:
+        session = self.sessions.get(self.browser(key).session_id)
+        if session is None or session.conversation is None:
+            return -1, []
+        return session.conversation.version, [dict(m) for m in session.conversation.transcript]
 
     async def close(self, key: str, reason: str = "closed by you") -> None:
         browser = self.browser(key)

@@ -40,7 +40,6 @@ class LocalAvatar:
         self._idle = IdleMotion(self._renderer.sprites.geometry.margin, FPS)
         self._texts: asyncio.Queue[str] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
-        self._generation = 0  # bumped by interrupt: synthesis started before it is dropped
         self._closed = False
         self.on_event: Callable[[str], None] | None = None
 
@@ -73,13 +72,10 @@ class LocalAvatar:
     async def _synthesize_queued(self) -> None:
         while not self._texts.empty():
             text = self._texts.get_nowait()
-            generation = self._generation
             try:
                 sentences = iter(self._voice.sentences(text))
                 # one sentence at a time off the event loop: speech starts after the first
                 while (audio := await asyncio.to_thread(next, sentences, None)) is not None:
-                    if generation != self._generation:
-                        break
                     self._speech.push(audio)
             except Exception as exc:  # one bad message must not silence the ones after it
                 log.exception("speech synthesis failed")
@@ -93,9 +89,13 @@ class LocalAvatar:
         return pending or self._speech.pending_samples > 0
 
     async def interrupt(self) -> None:
-        self._generation += 1
+        """Silence now: queued text, synthesis in progress (its result is dropped) and audio."""
         while not self._texts.empty():
             self._texts.get_nowait()
+        if self._worker is not None and not self._worker.done():
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
         self._speech.clear()
 
     async def close(self) -> None:
@@ -103,7 +103,3 @@ class LocalAvatar:
             return
         self._closed = True
         await self.interrupt()
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._worker

@@ -38,6 +38,7 @@ class HeyGenProviders:
     client: HeyGenClient
     connect_timeout_s: float = 15.0
     keep_alive_s: float = 30.0
+    knowledge_base: str | None = None  # HeyGen's talk task answers with this as its instructions
     name: str = "heygen"
     _cached: tuple[float, Choices, Choices] | None = field(default=None, repr=False)
     _creating: int = 0  # upstream sessions being made: not yet ours, not leftovers either
@@ -46,7 +47,7 @@ class HeyGenProviders:
         self._creating += 1
         try:
             return await HeyGenAvatar.create(self.client, avatar_id, voice_id, quality, self.connect_timeout_s,
-                                             self.keep_alive_s)
+                                             self.keep_alive_s, self.knowledge_base)
         finally:
             self._creating -= 1
 
@@ -78,5 +79,6 @@ def providers_for(settings: Settings) -> LocalProviders | HeyGenProviders:
     if settings.avatar_provider == "heygen" and settings.heygen_api_key is not None:
         client = HeyGenClient(settings.heygen_api_key.get_secret_value(), settings.heygen_base_url,
                               timeout_s=settings.heygen_timeout_s)
-        return HeyGenProviders(client, settings.heygen_connect_timeout_s, settings.heygen_keep_alive_s)
+        return HeyGenProviders(client, settings.heygen_connect_timeout_s, settings.heygen_keep_alive_s,
+                               settings.system_prompt)
     return LocalProviders()

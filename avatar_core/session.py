@@ -14,6 +14,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from .conversation import Conversation
 from .media import MediaPipeline
 from .provider import AvatarProvider, ProviderError, SpeechQueueFullError
 from .speech import MAX_TEXT_CHARS
@@ -45,6 +46,7 @@ class AvatarSession:
         self.pipeline = MediaPipeline(provider, video_delay_ticks, on_speaking=self._on_speaking,
                                       on_failure=self._on_failure)
         self.last_activity = time.monotonic()
+        self.conversation: Conversation | None = None  # set by whoever offers Talk
         self._start_requested = False
         self._viewers = {"video": 0, "audio": 0}
         self._live = asyncio.Event()
@@ -86,10 +88,11 @@ class AvatarSession:
             raise UserError("The session was closed while it was starting. Click New to begin again.")
         self.pipeline.start()
 
-    async def speak(self, text: str) -> None:
+    async def ready_to_speak(self, text: str) -> str:
+        """The trimmed text, once the stream is live; UserError says what is missing."""
         text = text.strip()
         if not text:
-            raise UserError("Type a message for the avatar to say first.")
+            raise UserError("Type a message for the avatar first.")
         if len(text) > MAX_TEXT_CHARS:
             raise UserError(f"The message is {len(text)} characters; the limit is {MAX_TEXT_CHARS}.")
         if not self._start_requested:
@@ -103,6 +106,10 @@ class AvatarSession:
         if self.state is SessionState.CLOSED:
             raise UserError("The session was closed. Click New to begin again.")
         self.touch()
+        return text
+
+    async def speak(self, text: str) -> None:
+        text = await self.ready_to_speak(text)
         try:
             await self.provider.speak(text)
         except SpeechQueueFullError as exc:
@@ -111,6 +118,23 @@ class AvatarSession:
             if exc.session_is_gone:
                 await self.close(str(exc))
             raise UserError(str(exc)) from None
+
+    async def say(self, sentence: str) -> None:
+        """Talk's sentences: when the avatar's queue is full, wait for room instead of refusing."""
+        while True:
+            try:
+                await self.provider.speak(sentence)
+                self.touch()
+                return
+            except SpeechQueueFullError:
+                await asyncio.sleep(0.1)
+
+    async def interrupt(self) -> None:
+        """Stop talking now: cancel the LLM reply in progress and drop queued speech."""
+        if self.conversation is not None and self.conversation.busy:
+            self.conversation.task.cancel()
+        self.touch()
+        await self.provider.interrupt()
 
     def set_background(self, background: np.ndarray | None) -> None:
         self.touch()
@@ -147,6 +171,8 @@ class AvatarSession:
         await asyncio.shield(self._close_task)
 
     async def _teardown(self, reason: str) -> None:
+        if self.conversation is not None and self.conversation.busy:
+            self.conversation.task.cancel()
         try:
             await asyncio.to_thread(self.pipeline.stop)  # joins the clock thread: not on the loop
             await self.provider.close()

@@ -36,6 +36,17 @@ class Settings(BaseSettings):
     )
     gradio_server_name: str = Field("127.0.0.1", min_length=1, description="Address to listen on.")
     gradio_server_port: int = Field(7860, ge=1, le=65535, description="Port to listen on.")
+    openai_api_key: SecretStr | None = Field(None, description="Key for the OpenAI-compatible LLM server.")
+    openai_base_url: str | None = Field(None, pattern=r"^https?://\S+$",
+                                        description="OpenAI-compatible server address (default: OpenAI).")
+    hf_token: SecretStr | None = Field(None, description="Hugging Face token: alone, it uses HF's router.")
+    llm_model: str | None = Field(None, min_length=1, description="Chat model for Talk.")
+    system_prompt: str = Field(
+        "You are a friendly demo avatar streamed live from a server. Answer in one or two short, "
+        "natural spoken sentences, without lists, markdown or emoji.",
+        min_length=1, max_length=4000, description="The LLM's instructions (and HeyGen's knowledge base).")
+    llm_max_history: int = Field(10, ge=0, le=100, description="Earlier exchanges sent with each Talk.")
+    llm_timeout_s: float = Field(30.0, gt=0, le=300, description="Seconds to wait for the LLM.")
     share: bool = Field(False, description="Ask Gradio for a public share link (same as `--share`).")
     default_quality: Literal["low", "medium", "high"] = Field(
         "low", description="Quality selected when the page opens."

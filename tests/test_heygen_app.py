@@ -261,3 +261,23 @@ def test_a_failed_repeat_gives_one_line_and_the_session_stays_usable(app, heygen
 
     asyncio.run(body())
     assert heygen.open_sessions() == 0
+
+
+def test_heygens_own_llm_answers_talk(app, heygen):
+    async def body():
+        viewer = Viewer(app.url)
+        try:
+            await viewer.acall("new_session", "ava", "heart", "low")
+            await viewer.start()
+            assert "Talk sent to HeyGen's LLM" in await viewer.acall("talk", "What are you?", "heygen")
+            for _ in range(100):
+                log = await viewer.acall("set_background", False, "color", "#000000", "studio", None)
+                if "HeyGen says: This is the local stand-in" in log:
+                    break
+                await asyncio.sleep(0.1)
+            assert "HeyGen says: This is the local stand-in, not a language model. You said: What are you?" in log
+            await viewer.acall("close_session")
+        finally:
+            await viewer.close()
+
+    asyncio.run(body())

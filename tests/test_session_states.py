@@ -76,7 +76,7 @@ def test_full_lifecycle_and_repeated_clicks():
                 break
             await asyncio.sleep(0.02)
         assert session.provider.busy
-        with pytest.raises(UserError, match="Type a message"):
+        with pytest.raises(UserError, match="Type a message for the avatar first"):
             await c.repeat(ME, "   ")
         with pytest.raises(UserError, match="limit is 1000"):
             await c.repeat(ME, "x" * 1001)

@@ -191,3 +191,33 @@ def test_an_idle_session_is_closed_and_its_streams_end():
         asyncio.run(body())
     finally:
         app.stop()
+
+
+def test_talk_and_interrupt_through_the_app():
+    from openai_process import OpenAIServerProcess
+
+    llm = OpenAIServerProcess()
+    app = AppProcess({"OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": "test-key"}).wait_ready()
+    try:
+        async def body():
+            viewer = Viewer(app.url)
+            try:
+                await viewer.acall("new_session", "ava", "heart", "low")
+                await viewer.start()
+                llm.script(chunks=["I am the offline avatar. ", "Nice to meet you!"])
+                t = time.monotonic()
+                assert "The LLM answered" in await viewer.acall("talk", "Who are you?", "llm")
+                assert await wait_until(lambda: viewer.audio.max_value(t) > 0.05, 10)  # it is spoken
+                llm.script(chunks=["Once upon a time. ", "There", " was a very long story."], hold_after=2)
+                talking = asyncio.ensure_future(viewer.acall("talk", "Tell me a story.", "llm"))
+                assert await wait_until(lambda: llm.state()["streaming"] == 1, 10)
+                assert "Interrupted" in await viewer.acall("interrupt")
+                assert "The answer was interrupted" in await talking
+                assert await wait_until(lambda: llm.state()["hung_up"] == 1, 10)
+            finally:
+                await viewer.close()
+
+        asyncio.run(body())
+    finally:
+        app.stop()
+        llm.stop()

@@ -181,16 +181,19 @@ class HeyGenAvatar:
         self._keep_alive: asyncio.Task[None] | None = None
         self._talking = False  # from HeyGen's own events: avatar_start_talking .. avatar_stop_talking
         self._said: list[str] = []  # pieces of what the avatar is saying, logged once it ends
+        self._talk_pending = False  # a talk task was sent: its answer goes to on_reply
+        self.on_reply: Callable[[str], None] | None = None
         self._closed = False
         self.on_event: Callable[[str], None] | None = None
 
     @classmethod
     async def create(cls, client: HeyGenClient, avatar_id: str, voice_id: str, quality: str,
-                     connect_timeout_s: float = CONNECT_TIMEOUT_S,
-                     keep_alive_s: float = KEEP_ALIVE_EVERY_S) -> HeyGenAvatar:
+                     connect_timeout_s: float = CONNECT_TIMEOUT_S, keep_alive_s: float = KEEP_ALIVE_EVERY_S,
+                     knowledge_base: str | None = None) -> HeyGenAvatar:
         check_quality(quality)
         avatar_id = (avatar_id or "").strip() or "default"  # HeyGen's own default avatar
-        session = await client.new_session(quality, avatar_id, (voice_id or "").strip() or None)
+        session = await client.new_session(quality, avatar_id, (voice_id or "").strip() or None,
+                                           knowledge_base=knowledge_base)
         return cls(client, session, avatar_id, quality, connect_timeout_s, keep_alive_s)
 
     @property
@@ -230,7 +233,13 @@ class HeyGenAvatar:
     async def speak(self, text: str) -> None:
         await self._client.task(self._session.session_id, text, "repeat", "async")
 
+    async def talk(self, text: str) -> None:
+        """HeyGen's own LLM answers (its knowledge_base is our system prompt)."""
+        self._talk_pending = True
+        await self._client.task(self._session.session_id, text, "talk", "async")
+
     async def interrupt(self) -> None:
+        self._talk_pending = False
         await self._client.interrupt(self._session.session_id)
         self._audio.clear()
 
@@ -245,6 +254,9 @@ class HeyGenAvatar:
             said, self._said = "".join(self._said).strip(), []
             if self.on_event:
                 self.on_event(f"HeyGen says: {said[:300]}")
+            if self._talk_pending and self.on_reply:
+                self._talk_pending = False
+                self.on_reply(said)
 
     def _lost(self, reason: MediaError) -> None:
         if self._lost_reason is None and not self._closed:

@@ -1,0 +1,158 @@
+"""Talk against an OpenAI-compatible server on loopback that streams real
+server-sent events: speech starts before the reply ends (an ordering, not a time),
+history goes with the next turn, Interrupt stops speech and the request, and each
+failure is one clear line that leaves the session usable."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from openai_process import OpenAIServerProcess
+
+from app_process import free_port
+from avatar_core.controller import Controller, TalkSettings
+from avatar_core.llm import LLM, NOT_CONFIGURED
+from avatar_core.local_factory import create_local_avatar
+from avatar_core.session import UserError
+from avatar_core.sessions import SessionManager
+
+ME = "browser"
+FIRST = "Hello there! "
+REST = [" is the second sentence, with Dr. Smith and 3.5 cups. ", "And a third one."]
+
+
+@pytest.fixture(scope="module")
+def llm_server():
+    server = OpenAIServerProcess()
+    yield server
+    server.stop()
+
+
+def run(body, base_url: str | None, timeout_s: float = 10.0, with_llm: bool = True):
+    async def main():
+        llm = LLM("test-key", base_url, "stub-model", timeout_s) if with_llm else None
+        c = Controller(SessionManager(create_local_avatar, 2, 300), talk=TalkSettings(llm, "Be brief.", 5))
+        await c.new_session(ME, "ava", "heart", "low")
+        await c.start(ME)
+        session = c.sessions.get(c.browser(ME).session_id)
+        session.viewer_attached("video")
+        session.viewer_attached("audio")
+        try:
+            return await body(c, session)
+        finally:
+            await c.sessions.close_all("test over")
+            if llm:
+                await llm.aclose()
+
+    return asyncio.run(main())
+
+
+async def until(predicate, timeout: float = 10.0) -> bool:
+    for _ in range(int(timeout / 0.02)):
+        if predicate():
+            return True
+        await asyncio.sleep(0.02)
+    return predicate()
+
+
+def test_the_first_sentence_is_spoken_before_the_reply_ends(llm_server):
+    llm_server.script(chunks=[FIRST, "This", *REST], hold_after=2)  # holds after "This"
+
+    async def body(c, session):
+        talk = asyncio.ensure_future(c.talk(ME, "Who are you?"))
+        assert await until(lambda: session.provider.busy)  # speaking the first sentence...
+        assert llm_server.state()["streaming"] == 1  # ...while the reply is still held open
+        assert c.transcript(ME)[1][-1]["content"] == "Hello there!"
+        llm_server.release()
+        reply = await talk
+        assert reply == "Hello there! This is the second sentence, with Dr. Smith and 3.5 cups. And a third one."
+        _, transcript = c.transcript(ME)
+        assert transcript == [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": reply}]
+
+    run(body, llm_server.base_url)
+
+
+def test_history_goes_with_the_next_turn(llm_server):
+    async def body(c, session):
+        llm_server.script(chunks=["I am Ava. ", "Nice to meet you."])
+        await c.talk(ME, "What is your name?")
+        llm_server.script(chunks=["You asked my name."])
+        await c.talk(ME, "What did I ask?")
+        sent = llm_server.state()["requests"][-1]["messages"]
+        assert sent == [{"role": "system", "content": "Be brief."},
+                        {"role": "user", "content": "What is your name?"},
+                        {"role": "assistant", "content": "I am Ava. Nice to meet you."},
+                        {"role": "user", "content": "What did I ask?"}]
+
+    run(body, llm_server.base_url)
+
+
+def test_interrupt_stops_speech_and_the_request_and_the_next_talk_works(llm_server):
+    llm_server.script(chunks=[FIRST, "This", *REST], hold_after=2)
+
+    async def body(c, session):
+        hung_up = llm_server.state()["hung_up"]
+        talk = asyncio.ensure_future(c.talk(ME, "Tell me a long story."))
+        assert await until(lambda: session.provider.busy)
+        await c.interrupt(ME)
+        assert await talk == ""  # the Talk call ends quietly: it was interrupted, not failed
+        assert not session.provider.busy  # queued speech dropped at once
+        assert await until(lambda: llm_server.state()["hung_up"] == hung_up + 1)  # the request was cancelled
+        assert c.transcript(ME)[1][-1]["content"].endswith("(interrupted)")
+        llm_server.script(chunks=["Here I am again."])
+        assert await c.talk(ME, "Still there?") == "Here I am again."
+        assert "interrupted" in c.status(ME)[1]
+
+    run(body, llm_server.base_url)
+
+
+@pytest.mark.parametrize(("error", "message"), [
+    (401, "refused the key"), (429, "rate-limiting"), (500, "returned an error \\(HTTP 500\\)"),
+    ("empty", "empty reply"), ("hang", "did not answer in time"),
+])
+def test_llm_failures_are_one_line_and_the_session_stays_usable(llm_server, error, message):
+    llm_server.script(error=error)
+
+    async def body(c, session):
+        with pytest.raises(UserError, match=message) as raised:
+            await c.talk(ME, "Hello?")
+        assert "\n" not in str(raised.value) and "test-key" not in str(raised.value)
+        llm_server.script(chunks=["Working again."])
+        assert await c.talk(ME, "Hello again?") == "Working again."
+        await c.repeat(ME, "And Repeat works too.")
+
+    run(body, llm_server.base_url, timeout_s=1.0)
+
+
+def test_an_unreachable_llm_server():
+    async def body(c, session):
+        with pytest.raises(UserError, match=r"Cannot reach the LLM server at http://127\.0\.0\.1"):
+            await c.talk(ME, "Hello?")
+        await c.repeat(ME, "Repeat still works.")
+
+    run(body, f"http://127.0.0.1:{free_port()}/v1", timeout_s=2.0)
+
+
+def test_no_llm_configured_says_how_and_repeat_works():
+    async def body(c, session):
+        with pytest.raises(UserError) as raised:
+            await c.talk(ME, "Hello?")
+        assert str(raised.value) == NOT_CONFIGURED and "OPENAI_API_KEY" in NOT_CONFIGURED
+        await c.repeat(ME, "Repeat works without an LLM.")
+
+    run(body, None, with_llm=False)
+
+
+def test_a_second_talk_while_answering_is_refused(llm_server):
+    llm_server.script(chunks=[FIRST, "This", *REST], hold_after=2)
+
+    async def body(c, session):
+        first = asyncio.ensure_future(c.talk(ME, "One"))
+        assert await until(lambda: session.conversation.busy and session.provider.busy)
+        with pytest.raises(UserError, match="still answering"):
+            await c.talk(ME, "Two")
+        llm_server.release()
+        await first
+
+    run(body, llm_server.base_url)
