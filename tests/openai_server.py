@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-script: dict[str, Any] = {"chunks": ["Hello from the stub."], "hold_after": None, "error": None}
-state: dict[str, Any] = {"requests": [], "completed": 0, "hung_up": 0, "streaming": 0}
+script: dict[str, Any] = {"chunks": ["Hello from the stub."], "hold_after": None, "error": None, "first_delay_s": 0}
+state: dict[str, Any] = {"requests": [], "completed": 0, "hung_up": 0, "streaming": 0, "sent_at": []}
 release = asyncio.Event()
 
 
@@ -48,10 +49,13 @@ async def completions(request: Request):
         finished = False
         try:
             yield chunk(None)  # the role chunk servers send first
+            await asyncio.sleep(float(script.get("first_delay_s") or 0))  # the model "thinking"
+            state["sent_at"] = []  # wall-clock send time of each chunk, for latency measurements
             if error != "empty":
                 for i, piece in enumerate(script["chunks"]):
                     if script.get("hold_after") == i:
                         await release.wait()
+                    state["sent_at"].append(time.time())
                     yield chunk(piece)
                     await asyncio.sleep(0.01)
             yield chunk(None, "stop")
@@ -65,7 +69,7 @@ async def completions(request: Request):
 
 
 async def set_script(request: Request):
-    script.update({"chunks": ["Hello from the stub."], "hold_after": None, "error": None})
+    script.update({"chunks": ["Hello from the stub."], "hold_after": None, "error": None, "first_delay_s": 0})
     script.update(await request.json())
     release.clear()
     return JSONResponse(script)

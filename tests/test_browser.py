@@ -151,3 +151,28 @@ def test_closing_the_tab_stops_the_upstream_heygen_session(browser):
     finally:
         app.stop()
         server.stop()
+
+
+def test_talk_fills_the_transcript(browser):
+    from openai_process import OpenAIServerProcess
+
+    llm = OpenAIServerProcess()
+    app = AppProcess({"OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": "test-key"}).wait_ready()
+    try:
+        llm.script(chunks=["Hi, I am Ava. ", "I answer in short sentences."])
+        page = browser.new_page()
+        page.goto(app.url)
+        page.click("#new-btn")
+        expect_status(page, "created", 30_000)
+        page.click("#start-btn")
+        expect_status(page, "Stream connected", 30_000)
+        page.fill("#message textarea", "Who are you?")
+        page.click("#talk-btn")
+        transcript = page.locator("#transcript")
+        expect(transcript).to_contain_text("Who are you?", timeout=10_000)
+        expect(transcript).to_contain_text("Hi, I am Ava. I answer in short sentences.", timeout=10_000)
+        expect_status(page, "The LLM answered", 10_000)
+        page.close()
+    finally:
+        app.stop()
+        llm.stop()

@@ -281,3 +281,24 @@ def test_heygens_own_llm_answers_talk(app, heygen):
             await viewer.close()
 
     asyncio.run(body())
+
+
+def test_interrupt_reaches_heygen(app, heygen):
+    async def body():
+        viewer = Viewer(app.url)
+        try:
+            await viewer.acall("new_session", "ava", "heart", "low")
+            await viewer.start()
+            t = time.monotonic()
+            await viewer.acall("repeat", "This is a long sentence that goes on and on, so that there is plenty "
+                                         "of time to interrupt it well before it would end by itself.")
+            assert await wait_until(lambda: viewer.audio.max_value(t) > 0.05, 10)
+            assert "Interrupted" in await viewer.acall("interrupt")
+            t_stop = time.monotonic()
+            await asyncio.sleep(1.0)
+            assert viewer.audio.max_value(t_stop + 0.5) < 0.01  # HeyGen went quiet: streaming.interrupt worked
+            await viewer.acall("close_session")
+        finally:
+            await viewer.close()
+
+    asyncio.run(body())

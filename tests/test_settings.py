@@ -62,3 +62,22 @@ def test_app_refuses_to_start_with_an_invalid_setting():
     done = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "MAX_SESSIONS" in done.stderr and "Cannot start" in done.stderr
+
+
+def test_llm_choice_from_settings(monkeypatch, tmp_path):
+    from avatar_core.llm import HF_DEFAULT_MODEL, HF_ROUTER_URL, OPENAI_DEFAULT_MODEL, llm_from
+
+    monkeypatch.chdir(tmp_path)
+    for name in NAMES:
+        monkeypatch.delenv(name, raising=False)
+    assert llm_from(load_settings()) is None  # nothing configured: Talk explains how
+    monkeypatch.setenv("HF_TOKEN", "hf-test")
+    hf = llm_from(load_settings())
+    assert (hf.base_url, hf.model) == (HF_ROUTER_URL, HF_DEFAULT_MODEL)  # a Space with HF_TOKEN alone
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    openai_llm = llm_from(load_settings())
+    assert (openai_llm.base_url, openai_llm.model) == (None, OPENAI_DEFAULT_MODEL)  # an OpenAI key wins
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")
+    monkeypatch.setenv("LLM_MODEL", "llama3.2")
+    local = llm_from(load_settings())
+    assert (local.base_url, local.model) == ("http://127.0.0.1:11434/v1", "llama3.2")
