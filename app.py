@@ -99,9 +99,9 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
 
     async def refresh(seen_log: int, seen_chat: int, request: gr.Request):  # async: on the loop, like the rest
         log_version, text = controller.status(request.session_hash)
-        chat_version, messages = controller.transcript(request.session_hash)
+        chat_version, messages = controller.transcript(request.session_hash, seen_chat)
         log_out = (gr.skip(), gr.skip()) if log_version == seen_log else (text, log_version)
-        chat_out = (gr.skip(), gr.skip()) if chat_version == seen_chat else (messages, chat_version)
+        chat_out = (gr.skip(), gr.skip()) if messages is None else (messages, chat_version)
         return *log_out, *chat_out
 
     async def load_choices(request: gr.Request):

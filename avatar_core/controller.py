@@ -8,6 +8,7 @@ gr.Error, so the page shows it and "Use via API" callers get it as an error.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field, replace
 
@@ -20,6 +21,7 @@ from .session import AvatarSession, SessionState, UserError
 from .sessions import SessionManager
 from .status_log import StatusLog
 
+log = logging.getLogger(__name__)
 BROWSER_FORGET_S = 3600  # a browser with no session and no action for this long is forgotten
 
 
@@ -96,7 +98,7 @@ class Controller:
         browser.session_id = session.id
         session.conversation = Conversation(self.talk_settings.system_prompt, self.talk_settings.max_history_turns)
         if hasattr(session.provider, "on_reply"):  # HeyGen's own LLM answers into the same transcript
-            session.provider.on_reply = session.conversation.avatar_said
+            session.provider.on_reply = session.conversation.answered_elsewhere
         await self._apply_background(browser, session)
         browser.log.add(f"Session {session.short_id} created ({session.provider.description}). "
                         "Click Start to begin the stream.")
@@ -136,13 +138,15 @@ class Controller:
                 if native_talk is None:
                     raise UserError("HeyGen's own LLM is only there with AVATAR_PROVIDER=heygen.")
                 text = await session.ready_to_speak(text)
-                conversation.user_said(text)
+                conversation.asked_elsewhere(text)
                 await native_talk(text)
                 browser.log.add("Talk sent to HeyGen's LLM; the answer is spoken as it comes.")
                 return ""
             if self.talk_settings.llm is None:
                 raise UserError(NOT_CONFIGURED)
             text = await session.ready_to_speak(text)
+            if conversation.busy:  # another Talk started while this one waited for the stream
+                raise UserError("The avatar is still answering. Click Interrupt first, or wait.")
             browser.log.add("Asking the LLM...")
             conversation.task = asyncio.ensure_future(conversation.talk(self.talk_settings.llm, text, session.say))
             reply = await conversation.task
@@ -156,6 +160,9 @@ class Controller:
                 raise  # this request itself was cancelled (the awaited reply is cancelled with it)
             browser.log.add("The answer was interrupted.")
             return ""
+        except Exception as exc:  # anything unforeseen: one line in the page, details in the server log
+            log.exception("talk failed")
+            raise self._fail(browser, f"Talk failed ({type(exc).__name__}). Try again.") from None
         browser.log.add(f"The LLM answered in {len(reply)} characters.")
         return reply
 
@@ -168,11 +175,15 @@ class Controller:
             raise self._fail(browser, str(exc)) from None
         browser.log.add("Interrupted: the avatar stopped speaking.")
 
-    def transcript(self, key: str) -> tuple[int, list[Message]]:
+    def transcript(self, key: str, seen_version: int | None = None) -> tuple[int, list[Message] | None]:
+        """(version, messages); messages is None when `seen_version` is already current."""
         session = self.sessions.get(self.browser(key).session_id)
         if session is None or session.conversation is None:
-            return -1, []
-        return session.conversation.version, [dict(m) for m in session.conversation.transcript]
+            return -1, None if seen_version == -1 else []
+        conversation = session.conversation
+        if conversation.version == seen_version:
+            return seen_version, None
+        return conversation.version, [dict(m) for m in conversation.transcript]
 
     async def close(self, key: str, reason: str = "closed by you") -> None:
         browser = self.browser(key)

@@ -5,6 +5,7 @@ it is complete, so speech starts after the first sentence, not the whole reply."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from .llm import LLM
 from .sentences import SentenceSplitter
 
 Message = dict[str, Any]
+MAX_TRANSCRIPT = 200  # messages kept for the page; the LLM only ever sees the last few turns
 
 
 class Conversation:
@@ -22,6 +24,7 @@ class Conversation:
         self.transcript: list[Message] = []  # what the page shows (gr.Chatbot, type="messages")
         self.version = 0  # bumped on every transcript change, so pollers can skip unchanged ones
         self.task: asyncio.Task[str] | None = None  # the Talk in progress
+        self._native_question: str | None = None  # asked of HeyGen's own LLM, awaiting its answer
 
     @property
     def busy(self) -> bool:
@@ -30,22 +33,31 @@ class Conversation:
     def _show(self, role: str, content: str) -> Message:
         message = {"role": role, "content": content}
         self.transcript.append(message)
+        del self.transcript[:-MAX_TRANSCRIPT]
         self.version += 1
         return message
 
-    def user_said(self, text: str) -> None:
-        self._show("user", text)
+    def _remember(self, question: str, answer: str) -> None:
+        self.history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+        del self.history[: -2 * max(self._max_turns, 1)]
 
-    def avatar_said(self, text: str) -> None:
-        """A reply made elsewhere (HeyGen's own LLM)."""
+    def asked_elsewhere(self, text: str) -> None:
+        """A question for HeyGen's own LLM: shown now, remembered with its answer."""
+        self._show("user", text)
+        self._native_question = text
+
+    def answered_elsewhere(self, text: str) -> None:
+        """HeyGen's own LLM answered (arrives through its data channel)."""
         self._show("assistant", text)
-        self.history += [{"role": "assistant", "content": text}]
+        if self._native_question is not None:
+            self._remember(self._native_question, text)
+            self._native_question = None
 
     async def talk(self, llm: LLM, text: str, say: Callable[[str], Awaitable[None]]) -> str:
         """Ask, and say each sentence as it completes. Returns what was said."""
         recent = self.history[-2 * self._max_turns :] if self._max_turns else []
         messages = [self._system, *recent, {"role": "user", "content": text}]
-        self.user_said(text)
+        self._show("user", text)
         shown = self._show("assistant", "…")
         said: list[str] = []
         splitter = SentenceSplitter()
@@ -57,9 +69,10 @@ class Conversation:
             self.version += 1
 
         try:
-            async for delta in llm.stream(messages):
-                for sentence in splitter.feed(delta):
-                    await hand_over(sentence)
+            async with contextlib.aclosing(llm.stream(messages)) as stream:  # cancelled: the request closes now
+                async for delta in stream:
+                    for sentence in splitter.feed(delta):
+                        await hand_over(sentence)
             if rest := splitter.flush():
                 await hand_over(rest)
         except asyncio.CancelledError:
@@ -67,8 +80,8 @@ class Conversation:
             self.version += 1
             raise
         finally:
-            if said:  # the next turn knows what the avatar actually said
-                self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": " ".join(said)}]
+            if said:  # the next turn knows what the avatar was given to say
+                self._remember(text, " ".join(said))
             elif shown["content"] == "…":
                 self.transcript.remove(shown)
                 self.version += 1

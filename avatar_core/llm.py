@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 
@@ -47,14 +48,25 @@ class LLM:
         except openai.APITimeoutError:
             raise LLMError("The LLM did not answer in time. Try again.") from None
         except openai.APIConnectionError:
-            where = self.base_url or "the default OpenAI address"
-            raise LLMError(f"Cannot reach the LLM server at {where}. Check OPENAI_BASE_URL.") from None
+            raise LLMError(f"Cannot reach the LLM server at {self.where}. Check OPENAI_BASE_URL.") from None
         except openai.NotFoundError:
             raise LLMError(f"The LLM server does not know the model {self.model!r}. Check LLM_MODEL.") from None
         except openai.APIStatusError as exc:
             raise LLMError(f"The LLM server returned an error (HTTP {exc.status_code}). Try again.") from None
+        except openai.APIError:  # e.g. an error event in the middle of the stream
+            raise LLMError("The LLM server reported an error while answering. Try again.") from None
+        except ValueError:  # a malformed event
+            raise LLMError("The LLM server sent a reply this app cannot read. Check OPENAI_BASE_URL.") from None
         if not got_any:
             raise LLMError("The LLM returned an empty reply. Try asking differently.")
+
+    @property
+    def where(self) -> str:
+        """The server's address for messages: scheme, host and port only (no credentials)."""
+        if not self.base_url:
+            return "the default OpenAI address"
+        parts = urlsplit(self.base_url)
+        return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -123,16 +123,23 @@ class AvatarSession:
         """Talk's sentences: when the avatar's queue is full, wait for room instead of refusing."""
         while True:
             try:
-                await self.provider.speak(sentence)
+                await self.provider.speak(sentence[:MAX_TEXT_CHARS])
                 self.touch()
                 return
             except SpeechQueueFullError:
                 await asyncio.sleep(0.1)
+            except ProviderError as exc:
+                if exc.session_is_gone:
+                    await self.close(str(exc))
+                raise
 
     async def interrupt(self) -> None:
-        """Stop talking now: cancel the LLM reply in progress and drop queued speech."""
-        if self.conversation is not None and self.conversation.busy:
-            self.conversation.task.cancel()
+        """Stop talking now: end the LLM reply in progress (and any sentence it is handing
+        over), then drop queued speech, so nothing reaches the avatar after the interrupt."""
+        task = self.conversation.task if self.conversation is not None else None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})
         self.touch()
         await self.provider.interrupt()
 

@@ -4,7 +4,8 @@
 
 POST /v1/chat/completions streams the scripted reply. The script (POST /_control/script)
 sets the chunks, where to hold the stream until POST /_control/release, and errors:
-401, 429, 500, "hang" (never answers) or "empty" (no content). GET /_control/state
+401, 429, 500, "hang" (never answers), "empty" (no content), "midstream" (an error
+event after the first chunk) or "malformed" (an event that is not JSON). GET /_control/state
 reports every request body and how many streams ended early (the client hung up).
 """
 
@@ -51,6 +52,13 @@ async def completions(request: Request):
             yield chunk(None)  # the role chunk servers send first
             await asyncio.sleep(float(script.get("first_delay_s") or 0))  # the model "thinking"
             state["sent_at"] = []  # wall-clock send time of each chunk, for latency measurements
+            if error == "midstream":  # some servers (HF's router among them) report errors as an event
+                yield chunk(script["chunks"][0])
+                yield f"data: {json.dumps({'error': {'message': 'model overloaded', 'type': 'server_error'}})}\n\n"
+                return
+            if error == "malformed":
+                yield "data: {this is not json\n\n"
+                return
             if error != "empty":
                 for i, piece in enumerate(script["chunks"]):
                     if script.get("hold_after") == i:

@@ -294,9 +294,8 @@ def test_interrupt_reaches_heygen(app, heygen):
                                          "of time to interrupt it well before it would end by itself.")
             assert await wait_until(lambda: viewer.audio.max_value(t) > 0.05, 10)
             assert "Interrupted" in await viewer.acall("interrupt")
-            t_stop = time.monotonic()
-            await asyncio.sleep(1.0)
-            assert viewer.audio.max_value(t_stop + 0.5) < 0.01  # HeyGen went quiet: streaming.interrupt worked
+            # HeyGen goes quiet (streaming.interrupt) long before the sentence would have ended (~8 s)
+            assert await wait_until(lambda: all(v < 0.01 for v in viewer.audio.values[-25:]), 4)
             await viewer.acall("close_session")
         finally:
             await viewer.close()

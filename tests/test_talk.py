@@ -109,7 +109,8 @@ def test_interrupt_stops_speech_and_the_request_and_the_next_talk_works(llm_serv
 
 @pytest.mark.parametrize(("error", "message"), [
     (401, "refused the key"), (429, "rate-limiting"), (500, "returned an error \\(HTTP 500\\)"),
-    ("empty", "empty reply"), ("hang", "did not answer in time"),
+    ("empty", "empty reply"), ("hang", "did not answer in time"), ("midstream", "reported an error while answering"),
+    ("malformed", "cannot read"),
 ])
 def test_llm_failures_are_one_line_and_the_session_stays_usable(llm_server, error, message):
     llm_server.script(error=error)
@@ -122,7 +123,7 @@ def test_llm_failures_are_one_line_and_the_session_stays_usable(llm_server, erro
         assert await c.talk(ME, "Hello again?") == "Working again."
         await c.repeat(ME, "And Repeat works too.")
 
-    run(body, llm_server.base_url, timeout_s=1.0)
+    run(body, llm_server.base_url, timeout_s=1.0 if error == "hang" else 10.0)
 
 
 def test_an_unreachable_llm_server():
@@ -156,3 +157,25 @@ def test_a_second_talk_while_answering_is_refused(llm_server):
         await first
 
     run(body, llm_server.base_url)
+
+
+def test_heygens_own_answer_lands_in_the_transcript_and_history():
+    from avatar_core.conversation import Conversation
+
+    conversation = Conversation("Be brief.", 5)
+    conversation.asked_elsewhere("What are you?")
+    conversation.answered_elsewhere("A demo avatar.")
+    assert conversation.transcript == [{"role": "user", "content": "What are you?"},
+                                       {"role": "assistant", "content": "A demo avatar."}]
+    assert conversation.history == conversation.transcript  # a proper question/answer pair
+
+
+def test_history_and_transcript_stay_bounded():
+    from avatar_core.conversation import MAX_TRANSCRIPT, Conversation
+
+    conversation = Conversation("Be brief.", 2)
+    for i in range(MAX_TRANSCRIPT):
+        conversation.asked_elsewhere(f"question {i}")
+        conversation.answered_elsewhere(f"answer {i}")
+    assert len(conversation.transcript) == MAX_TRANSCRIPT and len(conversation.history) == 4
+    assert conversation.history[-1]["content"] == f"answer {MAX_TRANSCRIPT - 1}"

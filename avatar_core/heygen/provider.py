@@ -236,10 +236,14 @@ class HeyGenAvatar:
     async def talk(self, text: str) -> None:
         """HeyGen's own LLM answers (its knowledge_base is our system prompt)."""
         self._talk_pending = True
-        await self._client.task(self._session.session_id, text, "talk", "async")
+        try:
+            await self._client.task(self._session.session_id, text, "talk", "async")
+        except BaseException:
+            self._talk_pending = False  # no answer is coming: the next message is not one
+            raise
 
     async def interrupt(self) -> None:
-        self._talk_pending = False
+        self._talk_pending, self._said = False, []
         await self._client.interrupt(self._session.session_id)
         self._audio.clear()
 
