@@ -25,6 +25,7 @@ from avatar_core.face import LOOKS, QUALITY_SIZES
 from avatar_core.llm import llm_from
 from avatar_core.local_factory import warm_up
 from avatar_core.media import FPS, TICK_S
+from avatar_core.memory import pin_mmap_threshold
 from avatar_core.providers import providers_for
 from avatar_core.session import UserError
 from avatar_core.sessions import SessionManager
@@ -215,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    pin_mmap_threshold()
     try:
         settings = load_settings()
     except SettingsError as exc:

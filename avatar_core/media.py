@@ -85,10 +85,15 @@ class MediaPipeline:
         self._thread.start()
 
     def stop(self) -> None:
-        """Idempotent; returns once the clock thread has ended."""
+        """Idempotent; returns once the clock thread has ended, then lets go of the frame
+        buffers and callbacks at once instead of waiting for the cyclic garbage collector."""
         self._stop.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=2)
+        if not self._thread.is_alive():
+            self._buffers, self._background = [], None
+            self._published.clear()
+            self._on_speaking = self._on_failure = None
 
     def set_background(self, background: np.ndarray | None) -> None:
         """A frame-sized BGR image to composite over, or None to keep the green."""
