@@ -68,6 +68,13 @@ def expect_status(page: Page, text: str, timeout: float = 10_000) -> None:
     expect(page.locator("#status textarea")).to_have_value(re.compile(re.escape(text)), timeout=timeout)
 
 
+def new_and_start(page: Page) -> None:
+    page.click("#new-btn")
+    expect_status(page, "created", 30_000)
+    page.click("#start-btn")
+    expect_status(page, "Stream connected", 30_000)
+
+
 def test_new_start_repeat_background_close(app, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(app.url)
@@ -116,10 +123,7 @@ def test_new_start_repeat_background_close(app, browser):
 def test_closing_the_tab_closes_the_session(app, browser):
     page = browser.new_page()
     page.goto(app.url)
-    page.click("#new-btn")
-    expect_status(page, "created", 30_000)
-    page.click("#start-btn")
-    expect_status(page, "Stream connected", 30_000)
+    new_and_start(page)
     page.close()
     deadline = time.monotonic() + 20
     while "the page was closed" not in app.output() and time.monotonic() < deadline:
@@ -137,10 +141,7 @@ def test_closing_the_tab_stops_the_upstream_heygen_session(browser):
         expect(page.locator("#leaked-btn")).to_be_visible()
         # the Avatar ID list comes from HeyGen's avatar.list (the stand-in marks its names)
         expect(page.get_by_label("Avatar ID")).to_have_value(re.compile(r"\(stand-in\)"), timeout=10_000)
-        page.click("#new-btn")
-        expect_status(page, "created", 30_000)
-        page.click("#start-btn")
-        expect_status(page, "Stream connected", 30_000)
+        new_and_start(page)
         assert server.open_sessions() == 1
         page.close()
         deadline = time.monotonic() + 20
@@ -162,10 +163,7 @@ def test_talk_fills_the_transcript(browser):
         llm.script(chunks=["Hi, I am Ava. ", "I answer in short sentences."])
         page = browser.new_page()
         page.goto(app.url)
-        page.click("#new-btn")
-        expect_status(page, "created", 30_000)
-        page.click("#start-btn")
-        expect_status(page, "Stream connected", 30_000)
+        new_and_start(page)
         page.fill("#message textarea", "Who are you?")
         page.click("#talk-btn")
         transcript = page.locator("#transcript")
