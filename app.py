@@ -115,6 +115,10 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
         await controller.close_leaked_upstream(request.session_hash)
         return controller.status(request.session_hash)[1]
 
+    async def status_log(request: gr.Request) -> str:
+        """The status log as text (read-only), for scripts."""
+        return controller.status(request.session_hash)[1]
+
     async def unload(request: gr.Request):
         await controller.unload(request.session_hash)
 
@@ -189,6 +193,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
         if heygen:
             demo.load(load_choices, None, [avatar_id, voice_id], api_name=False)
         demo.unload(unload)
+        gr.api(status_log, api_name="status")
 
     demo.queue(default_concurrency_limit=max(8, settings.max_sessions * 2))
     return demo, controller

@@ -101,12 +101,8 @@ def subtract(shape: Sdf, cut: Sdf) -> Sdf:
     return lambda x, y: np.maximum(shape(x, y), -cut(x, y))
 
 
-def below_curve(curve: Callable[[np.ndarray], np.ndarray]) -> Sdf:
-    """Inside where y > curve(x) (vertical distance is close enough for thin edges)."""
-    return lambda x, y: curve(x) - y
-
-
 def above_curve(curve: Callable[[np.ndarray], np.ndarray]) -> Sdf:
+    """Inside where y < curve(x) (vertical distance is close enough for thin edges)."""
     return lambda x, y: y - curve(x)
 
 
@@ -130,6 +126,11 @@ class Canvas:
         alpha = np.clip(0.5 - sdf(xs, ys) / soft, 0, 1) * opacity
         region = self.img[y0:y1, x0:x1]
         region += (np.array(rgb[::-1], np.float32) - region) * alpha[..., None]
+
+    def copy(self) -> Canvas:
+        twin = Canvas.__new__(Canvas)
+        twin.img = self.img.copy()
+        return twin
 
     def to_uint8(self) -> np.ndarray:
         return np.clip(self.img + 0.5, 0, 255).astype(np.uint8)
@@ -291,8 +292,7 @@ def face_sprites(look_id: str, quality: str) -> FaceSprites:
     eyes_roi, mouth_roi = g.roi("eyes"), g.roi("mouth")
 
     def patch(roi: tuple[slice, slice], draw: Callable[[Canvas], None]) -> np.ndarray:
-        c = Canvas(1, 1, (0, 0, 0))
-        c.img = base.img.copy()
+        c = base.copy()
         draw(c)
         return c.to_uint8()[roi].copy()
 

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from app_process import ROOT, free_port
+from app_process import ROOT, free_port, stop_process
 
 API_KEY = "test-key-not-secret"
 
@@ -41,9 +41,5 @@ class LocalHeyGenProcess:
         httpx.post(self.url + "/_local/fault", json={"fault": fault, "slow_s": slow_s}, timeout=5).raise_for_status()
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc, 15)
         self._log.close()

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from app_process import ROOT, free_port
+from app_process import ROOT, free_port, stop_process
 
 
 class OpenAIServerProcess:
@@ -41,9 +41,4 @@ class OpenAIServerProcess:
         return httpx.get(self.url + "/_control/state", timeout=5).json()
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, 10)

@@ -69,11 +69,8 @@ def test_new_start_repeat_close_relays_the_keyed_avatar(app, heygen):
             await viewer.acall("repeat", "Hello, I am relayed from the HeyGen stand-in.")
             assert await wait_until(lambda: viewer.audio.max_value(t) > 0.05, 8)
             assert await wait_until(lambda: viewer.video.max_value(t) > 0.05, 8)  # the mouth moved
-            for _ in range(100):  # what was said is logged whole once HeyGen ends the message
-                log = await viewer.acall("set_background", True, "color", "#3050d0", "studio", None)
-                if "HeyGen says" in log and "Avatar finished speaking." in log:
-                    break
-                await asyncio.sleep(0.1)
+            # what was said is logged whole once HeyGen ends the message
+            log = await viewer.wait_for_log("HeyGen says", "Avatar finished speaking.")
             assert "HeyGen says: Hello, I am relayed from the HeyGen stand-in." in log
             assert "Avatar started speaking." in log and "Avatar finished speaking." in log  # HeyGen's events
             await viewer.acall("close_session")
@@ -170,8 +167,7 @@ def test_media_dropped_mid_stream_closes_the_session_with_a_message(app, heygen)
             assert await wait_until(lambda: all(pc.connectionState in ("closed", "failed") for pc in viewer.pcs), 10)
             with pytest.raises(AppError, match="Click New first"):
                 await viewer.acall("repeat", "anyone?")
-            log = await viewer.acall("set_background", False, "color", "#000000", "studio", None)
-            assert "stopped because of HeyGen's video stopped arriving" in log
+            assert "stopped because of HeyGen's video stopped arriving" in await viewer.acall("status")
         finally:
             await viewer.close()
 
@@ -228,12 +224,7 @@ def test_heygen_closing_the_session_closes_ours_with_a_message(app, heygen):
             await viewer.start()
             assert await wait_until(lambda: len(viewer.video.times) > 5, 10)
             assert await outsider.close_sessions() == 1  # HeyGen ends it (idle limit, another tool...)
-            for _ in range(100):
-                log = await viewer.acall("set_background", False, "color", "#000000", "studio", None)
-                if "stopped because of HeyGen" in log:
-                    break
-                await asyncio.sleep(0.1)
-            assert "The stream stopped because of HeyGen's" in log
+            assert "The stream stopped because of HeyGen's" in await viewer.wait_for_log("stopped because of HeyGen")
             with pytest.raises(AppError, match="Click New first"):
                 await viewer.acall("repeat", "Hello?")
         finally:
@@ -270,11 +261,7 @@ def test_heygens_own_llm_answers_talk(app, heygen):
             await viewer.acall("new_session", "ava", "heart", "low")
             await viewer.start()
             assert "Talk sent to HeyGen's LLM" in await viewer.acall("talk", "What are you?", "heygen")
-            for _ in range(100):
-                log = await viewer.acall("set_background", False, "color", "#000000", "studio", None)
-                if "HeyGen says: This is the local stand-in" in log:
-                    break
-                await asyncio.sleep(0.1)
+            log = await viewer.wait_for_log("HeyGen says: This is the local stand-in")
             assert "HeyGen says: This is the local stand-in, not a language model. You said: What are you?" in log
             await viewer.acall("close_session")
         finally:

@@ -76,6 +76,15 @@ class Viewer:
     async def acall(self, api_name: str, *args):
         return await asyncio.to_thread(self.call, api_name, *args)
 
+    async def wait_for_log(self, *texts: str, timeout: float = 10) -> str:
+        """The status log once it holds every one of `texts` (or as it is at the timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = await self.acall("status")
+            if all(text in log for text in texts) or time.monotonic() > deadline:
+                return log
+            await asyncio.sleep(0.1)
+
     async def start(self, timeout: float = 30) -> None:
         """Click Start: the API call, then both components connect, as the page does."""
         await self.acall("start_stream")
