@@ -31,21 +31,24 @@ from avatar_core.session import UserError
 from avatar_core.sessions import SessionManager
 from avatar_core.settings import Settings, SettingsError, load_settings
 from avatar_core.speech import default_catalog
+from avatar_core.turn import IceConfiguration
 
 log = logging.getLogger("avatar")
 # fastrtc 0.0.34 needs gradio<6, whose replacements for these parameters do not exist yet
 warnings.filterwarnings("ignore", message=".*removed in Gradio 6.0", category=DeprecationWarning)
 
+QUEUE_MAX_SIZE = 64
 DESCRIPTION = (
     "Create a session, start the stream, then type something for the avatar to say. "
     "The green screen is removed on the server; pick what replaces it below."
 )
 
 
-def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
+def build_app(settings: Settings, ice: IceConfiguration) -> tuple[gr.Blocks, Controller]:
     providers = providers_for(settings)
     sessions = SessionManager(providers.create, settings.max_sessions, settings.session_idle_timeout_s,
-                              video_delay_ticks=round(settings.video_delay_ms / 1000 / TICK_S))
+                              video_delay_ticks=round(settings.video_delay_ms / 1000 / TICK_S),
+                              connection_help=ice.connection_help())
     controller = Controller(sessions, providers,
                             TalkSettings(llm_from(settings), settings.system_prompt, settings.llm_max_history))
     voices = default_catalog()
@@ -152,10 +155,12 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
                             elem_id="status")
         with gr.Row():
             with gr.Column(scale=3):
-                video = WebRTC(label="Avatar", mode="receive", modality="video", elem_id="avatar-video")
+                video = WebRTC(label="Avatar", mode="receive", modality="video", elem_id="avatar-video",
+                               rtc_configuration=ice.rtc_configuration)
                 transcript = gr.Chatbot(type="messages", label="Transcript", height=260, elem_id="transcript")
             with gr.Column(scale=1):
-                audio = WebRTC(label="Voice", mode="receive", modality="audio", elem_id="avatar-audio")
+                audio = WebRTC(label="Voice", mode="receive", modality="audio", elem_id="avatar-audio",
+                               rtc_configuration=ice.rtc_configuration)
                 with gr.Group():
                     remove_bg = gr.Checkbox(label="Remove background", value=False, elem_id="remove-bg")
                     bg_kind = gr.Radio([("Colour", "color"), ("Preset", "preset"), ("Upload", "upload")],
@@ -167,10 +172,11 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
 
         new_btn.click(new_session, [avatar_id, voice_id, quality], [session_id, status], api_name="new_session")
         started = start_btn.click(start_stream, None, status, api_name="start_stream")
-        repeat_btn.click(repeat, message, status, api_name="repeat")
-        message.submit(repeat, message, status, api_name=False)
-        talk_btn.click(talk, [message, answer_with], status, api_name="talk")
-        interrupt_btn.click(interrupt, None, status, api_name="interrupt")
+        # queue=False: these return at once, and Gradio's queue adds 50-130 ms per call (BENCHMARKS.md)
+        repeat_btn.click(repeat, message, status, api_name="repeat", queue=False)
+        message.submit(repeat, message, status, api_name=False, queue=False)
+        talk_btn.click(talk, [message, answer_with], status, api_name="talk", queue=False)
+        interrupt_btn.click(interrupt, None, status, api_name="interrupt", queue=False)
         close_btn.click(close_session, None, [session_id, status], api_name="close_session")
         leaked_btn.click(close_leaked, None, status, api_name="close_leaked_heygen_sessions")
         bg_inputs = [remove_bg, bg_kind, bg_color, bg_preset, bg_upload]
@@ -188,14 +194,17 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Controller]:
 
         timer = gr.Timer(1.0)
         refreshed = [status, log_version, transcript, chat_version]
-        timer.tick(refresh, [log_version, chat_version], refreshed, show_progress="hidden", api_name=False)
+        # queue=False: every open page polls each second, and must not wait behind the queue when it is busy
+        timer.tick(refresh, [log_version, chat_version], refreshed, show_progress="hidden", api_name=False,
+                   queue=False)
         demo.load(refresh, [log_version, chat_version], refreshed, api_name=False)
         if heygen:
             demo.load(load_choices, None, [avatar_id, voice_id], api_name=False)
         demo.unload(unload)
         gr.api(status_log, api_name="status")
 
-    demo.queue(default_concurrency_limit=max(8, settings.max_sessions * 2))
+    # a full queue refuses new events at once ("queue is full") instead of letting them hang
+    demo.queue(default_concurrency_limit=max(8, settings.max_sessions * 2), max_size=QUEUE_MAX_SIZE)
     return demo, controller
 
 
@@ -230,10 +239,15 @@ def main(argv: list[str] | None = None) -> int:
     if settings.avatar_provider == "local":
         threading.Thread(target=warm_up, args=("ava", default_catalog().default_id, settings.default_quality),
                          daemon=True).start()
-    demo, controller = build_app(settings)
+    ice = IceConfiguration(settings)
+    ice.start()
+    demo, controller = build_app(settings, ice)
+    share = args.share or settings.share
     demo.launch(server_name=settings.gradio_server_name, server_port=settings.gradio_server_port,
-                share=args.share or settings.share, max_file_size=backgrounds.UPLOAD_MAX_BYTES,
-                prevent_thread_lock=True)
+                share=share, max_file_size=backgrounds.UPLOAD_MAX_BYTES, prevent_thread_lock=True)
+    if share and not demo.share_url:
+        log.warning("No public share link: Gradio's share service could not be reached from here. "
+                    "Serving locally only, at %s", demo.local_url)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -244,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     log.info("shutting down: closing %d session(s)", len(controller.sessions))
     close_everything(controller, "the server is shutting down")
+    ice.stop()
     demo.close()
     time.sleep(0.2)
     return 0

@@ -31,6 +31,12 @@ TICK_S = 1.0 / FPS
 AUDIO_RATE = 24_000
 SAMPLES_PER_TICK = AUDIO_RATE // FPS
 AUDIO_QUEUE_TICKS = 25  # 1 s: a stalled viewer loses old audio rather than growing latency
+# fastrtc's video track takes a frame every TICK_S on its own timer; the clock delays its
+# ticks (by at most PHASE_STEP_S each) until a frame is finished FRAME_LEAD_S before the
+# take, instead of waiting 0-40 ms (a different wait in every session) while its audio is
+# sent. Only later, never earlier: fastrtc holds audio that arrives ahead of its schedule.
+FRAME_LEAD_S = 0.006
+PHASE_STEP_S = 0.001
 
 
 @dataclass
@@ -72,6 +78,7 @@ class MediaPipeline:
         self._thread = threading.Thread(target=self._run, name="media-clock", daemon=True)
         self._on_speaking = on_speaking
         self._on_failure = on_failure
+        self._last_take: float | None = None  # when the video stream last took a frame
 
     @property
     def size(self) -> tuple[int, int]:
@@ -104,7 +111,10 @@ class MediaPipeline:
     # --- consumers -----------------------------------------------------------------------
     def latest_frame(self) -> np.ndarray | None:
         """The newest finished frame, or None once stopped. Never blocks."""
-        return None if self._stop.is_set() else self._latest
+        if self._stop.is_set():
+            return None
+        self._last_take = time.monotonic()
+        return self._latest
 
     def audio_chunks(self) -> Iterator[np.ndarray]:
         """Blocking iterator of 40 ms chunks, paced by the clock; ends when stopped."""
@@ -123,7 +133,7 @@ class MediaPipeline:
     # --- the clock -----------------------------------------------------------------------
     def _run(self) -> None:
         start = time.monotonic()
-        index, was_speaking = 0, False
+        index, was_speaking, busy = 0, False, 0.0
         try:
             while not self._stop.is_set():
                 delay = start + index * TICK_S - time.monotonic()
@@ -132,18 +142,30 @@ class MediaPipeline:
                         break
                 elif delay < -0.25:  # far behind (machine stalled): re-anchor, don't burst
                     start = time.monotonic() - index * TICK_S
+                began = time.monotonic()
                 tick = self._source.tick(index)
                 self._publish_frame(tick.frame, index)
                 self._publish_audio(tick.audio)
                 if tick.speaking != was_speaking and self._on_speaking:
                     self._on_speaking(tick.speaking)
                 was_speaking = tick.speaking
+                busy = 0.9 * busy + 0.1 * (time.monotonic() - began)
+                start += self._phase_step(start, busy)
                 index += 1
         except Exception as exc:  # a broken source ends this session, not the app
             log.exception("media clock failed")
             self._stop.set()
             if self._on_failure:
                 self._on_failure(exc)
+
+    def _phase_step(self, start: float, busy: float) -> float:
+        """How much later to run the next ticks, towards finishing each frame FRAME_LEAD_S
+        before the video stream takes it."""
+        if self._last_take is None:
+            return 0.0
+        take_phase = (self._last_take - start) % TICK_S  # when in our tick cycle frames are taken
+        waits = (take_phase - busy - FRAME_LEAD_S) % TICK_S  # how long a finished frame waits, less the lead
+        return min(waits, PHASE_STEP_S) if waits < TICK_S - PHASE_STEP_S else 0.0
 
     def _publish_frame(self, frame: np.ndarray, index: int) -> None:
         out = self._buffers[index % len(self._buffers)]

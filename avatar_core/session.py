@@ -21,6 +21,7 @@ from .speech import MAX_TEXT_CHARS
 from .status_log import StatusLog
 
 CONNECT_WAIT_S = 8.0
+CONNECT_HELP_S = 8.0  # a stream not connected by then gets connection help in the log
 
 
 class UserError(Exception):
@@ -36,13 +37,15 @@ class SessionState(StrEnum):
 
 class AvatarSession:
     def __init__(self, session_id: str, owner: str, provider: AvatarProvider, log: StatusLog,
-                 video_delay_ticks: int = 0, on_closed: Callable[[AvatarSession, str], None] | None = None) -> None:
+                 video_delay_ticks: int = 0, on_closed: Callable[[AvatarSession, str], None] | None = None,
+                 connection_help: str = "") -> None:
         self.id = session_id
         self.owner = owner
         self.log = log
         self.provider = provider
         provider.on_event = log.add  # background problems (e.g. a failed synthesis) reach the page
         self._on_closed = on_closed
+        self._connection_help = connection_help
         self.pipeline = MediaPipeline(provider, video_delay_ticks, on_speaking=self._on_speaking,
                                       on_failure=self._on_failure)
         self.last_activity = time.monotonic()
@@ -87,6 +90,12 @@ class AvatarSession:
         if self.state is SessionState.CLOSED:  # closed while it was connecting
             raise UserError("The session was closed while it was starting. Click New to begin again.")
         self.pipeline.start()
+        self._loop.call_later(CONNECT_HELP_S, self._help_if_not_connected)
+
+    def _help_if_not_connected(self) -> None:
+        if self.state is SessionState.CONNECTING:
+            self.log.add(f"Error: the stream has not connected after {CONNECT_HELP_S:.0f} s. "
+                         f"{self._connection_help}".rstrip())
 
     async def ready_to_speak(self, text: str) -> str:
         """The trimmed text, once the stream is live; UserError says what is missing."""

@@ -26,11 +26,12 @@ THREADS_SPARE = 8
 
 class SessionManager:
     def __init__(self, provider_factory: ProviderFactory, max_sessions: int, idle_timeout_s: float,
-                 video_delay_ticks: int = 0) -> None:
+                 video_delay_ticks: int = 0, connection_help: str = "") -> None:
         self._factory = provider_factory
         self.max_sessions = max_sessions
         self.idle_timeout_s = idle_timeout_s
         self._video_delay_ticks = video_delay_ticks
+        self._connection_help = connection_help  # said when a stream does not connect
         self._sessions: dict[str, AvatarSession] = {}
         self._creating = 0  # reserved slots while a provider is being built
         self._reaper: asyncio.Task[None] | None = None
@@ -62,7 +63,7 @@ class SessionManager:
         finally:
             self._creating -= 1
         session = AvatarSession(uuid.uuid4().hex, owner, provider, log_, self._video_delay_ticks,
-                                on_closed=self._forget)
+                                on_closed=self._forget, connection_help=self._connection_help)
         self._sessions[session.id] = session
         log.info("session %s opened (%d of %d live)", session.short_id, len(self._sessions), self.max_sessions)
         return session

@@ -54,6 +54,20 @@ class Settings(BaseSettings):
     video_delay_ms: int = Field(
         0, ge=0, le=500, description="Hold video back this long to line it up with audio at the viewer."
     )
+    turn_provider: Literal["none", "hf", "cloudflare", "custom"] = Field(
+        "none", description="TURN relay for viewers behind NAT: `none`, `hf` (HF_TOKEN), `cloudflare` "
+                            "(its keys) or `custom` (TURN_URLS...). Needed on Hugging Face Spaces.")
+    turn_urls: str = Field("", description="`custom`: comma-separated `turn:`/`turns:`/`stun:` URLs.")
+    turn_username: str = Field("", description="`custom`: TURN user name.")
+    turn_credential: SecretStr | None = Field(None, description="`custom`: TURN password.")
+    cloudflare_turn_key_id: str = Field("", description="`cloudflare`: TURN key ID.")
+    cloudflare_turn_key_api_token: SecretStr | None = Field(None, description="`cloudflare`: TURN key API token.")
+    turn_credentials_url: str | None = Field(
+        None, pattern=r"^https?://\S+$",
+        description="`hf`/`cloudflare`: where to get credentials, if not the provider's own address.")
+    turn_ttl_s: int = Field(86_400, ge=2, le=172_800,
+                            description="Lifetime asked for fetched TURN credentials; renewed at half of it.")
+    turn_force_relay: bool = Field(False, description="Diagnosis: browsers may only connect through TURN.")
 
 
     @model_validator(mode="after")
@@ -61,6 +75,24 @@ class Settings(BaseSettings):
         if self.avatar_provider == "heygen" and not (self.heygen_api_key and self.heygen_api_key.get_secret_value()):
             raise ValueError("HEYGEN_API_KEY must be set when AVATAR_PROVIDER=heygen")
         return self
+
+    @model_validator(mode="after")
+    def _turn_provider_needs_its_settings(self) -> Settings:
+        needs = {"hf": ["hf_token"], "cloudflare": ["cloudflare_turn_key_id", "cloudflare_turn_key_api_token"],
+                 "custom": ["turn_urls"], "none": []}[self.turn_provider]
+        missing = [name.upper() for name in needs if not _is_set(getattr(self, name))]
+        if missing:
+            raise ValueError(f"TURN_PROVIDER={self.turn_provider} needs {' and '.join(missing)}")
+        if self.turn_force_relay and self.turn_provider == "none":
+            raise ValueError("TURN_FORCE_RELAY=1 needs a TURN server: set TURN_PROVIDER")
+        return self
+
+
+def _is_set(value: str | SecretStr | None) -> bool:
+    return bool(value.get_secret_value() if isinstance(value, SecretStr) else value)
+
+
+SECRET_WORDS = ("KEY", "TOKEN", "CREDENTIAL", "SECRET", "PASSWORD")
 
 
 def load_settings() -> Settings:
@@ -74,6 +106,6 @@ def load_settings() -> Settings:
                 lines.append(str(err["msg"]).removeprefix("Value error, "))
                 continue
             name = str(err["loc"][0]).upper()
-            shown = "(hidden)" if "KEY" in name else repr(err.get("input"))
+            shown = "(hidden)" if any(word in name for word in SECRET_WORDS) else repr(err.get("input"))
             lines.append(f"{name}: {err['msg']} (got {shown})")
         raise SettingsError("Invalid setting. " + "; ".join(lines)) from None

@@ -42,12 +42,13 @@ def split_sentences(text: str) -> list[str]:
 
 
 def _tidy(audio: np.ndarray, peak: float = 0.85, threshold: float = 0.01) -> np.ndarray:
-    """Trim leading/trailing silence (keeping 30 ms) and normalise the peak."""
+    """Trim leading silence (keeping 10 ms: every ms before the voice is latency) and
+    trailing silence (keeping 30 ms), and normalise the peak."""
     loud = np.flatnonzero(np.abs(audio) > threshold)
     if loud.size == 0:
         return np.zeros(0, np.float32)
-    pad = int(0.03 * SAMPLE_RATE)
-    audio = audio[max(0, loud[0] - pad) : loud[-1] + pad]
+    lead, tail = int(0.01 * SAMPLE_RATE), int(0.03 * SAMPLE_RATE)
+    audio = audio[max(0, loud[0] - lead) : loud[-1] + tail]
     return (audio * (peak / float(np.max(np.abs(audio))))).astype(np.float32)
 
 

@@ -1,19 +1,23 @@
-"""Stream quality and cost at a headless WebRTC client on loopback, per quality
+"""Stream quality, latency and cost at a headless WebRTC client on loopback
 (python bench/stream.py [seconds]): the real app in its own process, the aiortc
-viewer from tests/, keying on. Prints one row per quality.
+viewer from tests/, keying on. One run per quality, 60 s by default, with a Repeat
+every 3 s (20 tries in 60 s) so quality is measured while the avatar talks.
 
-Columns: frames per second and frame-gap p50/p95 at the client; Repeat (API call)
-to first speech audio and to first open mouth at the client; the lag of the mouth
-behind the audio; CPU of the whole app process while streaming, in % of one core.
+Columns: frames per second and frame-gap p50/p95/max at the client; Repeat (the
+call, as the page makes it) to first speech audio and to first open mouth at the
+client, p50/p95; the audio-video offset (mouth minus audio: per try from the onsets,
+and over the whole run from the cross-correlation of mouth opening and loudness);
+CPU of the whole app process, in % of one core.
 
 The last row relays the HeyGen-compatible local server through the app
 (AVATAR_PROVIDER=heygen, 360p): its latency minus the local row's is what the relay
-adds (receive, decode, key, re-encode); its CPU is the app's alone.
+adds (receive, decode, key, re-encode, lip-sync hold); its CPU is the app's alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,49 +29,73 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from app_process import AppProcess  # noqa: E402
 from heygen_local_process import API_KEY, LocalHeyGenProcess  # noqa: E402
-from webrtc_viewer import Viewer  # noqa: E402
+from webrtc_viewer import Received, Viewer  # noqa: E402
+
+PHRASE = "Hello there, nice to meet you."  # about 1.5 s of speech
+EVERY_S = 3.0
 
 
 def cpu_seconds(pid: int) -> float:
-    import os
-
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def measure(url: str, pid: int, quality: str, seconds: float, repeats: int = 5) -> dict:
+def envelope(track: Received, grid: np.ndarray) -> np.ndarray:
+    """The track's values on a regular time grid (last value held), zero-mean."""
+    times, values = np.asarray(track.times), np.asarray(track.values)
+    index = np.clip(np.searchsorted(times, grid, side="right") - 1, 0, len(values) - 1)
+    held = values[index]
+    return held - held.mean()
+
+
+def xcorr_offset_ms(video: Received, audio: Received, since: float, until: float, step_s: float = 0.005) -> float:
+    """The lag of the mouth behind the loudness that best lines them up (within +-300 ms)."""
+    grid = np.arange(since, until, step_s)
+    mouth, loud = envelope(video, grid), envelope(audio, grid)
+    lags = np.arange(-int(0.3 / step_s), int(0.3 / step_s) + 1)
+    n = len(grid)
+    scores = [np.dot(mouth[max(0, k):n + min(0, k)], loud[max(0, -k):n - max(0, k)]) for k in lags]
+    return float(lags[int(np.argmax(scores))] * step_s * 1000)
+
+
+async def measure(url: str, pid: int, quality: str, seconds: float) -> dict:
     viewer = Viewer(url)
     try:
         await viewer.acall("new_session", "ava", "heart", quality)
         await viewer.acall("set_background", True, "preset", "#000000", "studio", None)
         await viewer.start()
-        await asyncio.sleep(1)
+        await asyncio.sleep(2)
         t0, cpu0 = time.monotonic(), cpu_seconds(pid)
-        await asyncio.sleep(seconds)
-        cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
-        gaps = viewer.video.gaps_ms(t0)
+        starts = []
+        for i in range(int(seconds / EVERY_S)):
+            starts.append(time.monotonic())
+            await viewer.acall("repeat", PHRASE)
+            await asyncio.sleep(max(0.0, t0 + (i + 1) * EVERY_S - time.monotonic()))
+        t1 = time.monotonic()
+        cpu = (cpu_seconds(pid) - cpu0) / (t1 - t0)
         audio_ms, mouth_ms = [], []
-        for _ in range(repeats):
-            t = time.monotonic()
-            await viewer.acall("repeat", "Hello there, nice to meet you.")
-            await asyncio.sleep(3.5)
+        for t in starts:
             a = viewer.audio.first_time(lambda rms: rms > 0.02, t)
             m = viewer.video.first_time(lambda dark: dark > 0.05, t)
-            if a and m:
+            if a and m and a < t + EVERY_S and m < t + EVERY_S:
                 audio_ms.append(1000 * (a - t))
                 mouth_ms.append(1000 * (m - t))
         await viewer.acall("close_session")
-        return {"quality": quality, "size": viewer.video.size, "fps": viewer.video.fps(t0),
-                "gap_p50": np.percentile(gaps, 50), "gap_p95": np.percentile(gaps, 95),
-                "to_audio": np.median(audio_ms), "to_mouth": np.median(mouth_ms),
-                "mouth_lag": np.median(np.subtract(mouth_ms, audio_ms)), "cpu": 100 * cpu}
+        gaps = viewer.video.gaps_ms(t0)
+        frames = [x for x in viewer.video.times if x <= t1]
+        return {"quality": quality, "size": viewer.video.size, "fps": viewer.video.fps(t0) if frames else 0.0,
+                "gaps": np.percentile(gaps, [50, 95, 100]), "tries": len(audio_ms), "of": len(starts),
+                "to_audio": np.percentile(audio_ms, [50, 95]), "to_mouth": np.percentile(mouth_ms, [50, 95]),
+                "onset_offset": np.percentile(np.subtract(mouth_ms, audio_ms), [50, 95]),
+                "worst_onset_offset": float(np.max(np.abs(np.subtract(mouth_ms, audio_ms)))),
+                "xcorr_offset": xcorr_offset_ms(viewer.video, viewer.audio, t0, t1), "cpu": 100 * cpu}
     finally:
         await viewer.close()
 
 
 def main() -> None:
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 60
     app = AppProcess().wait_ready()
     try:
         rows = [asyncio.run(measure(app.url, app.proc.pid, q, seconds)) for q in ("low", "medium", "high")]
@@ -82,12 +110,17 @@ def main() -> None:
     finally:
         app.stop()
         server.stop()
-    print(f"{'quality':>8} {'size':>9} | {'fps':>5} {'gap p50':>8} {'gap p95':>8} | {'repeat->audio':>13} "
-          f"{'repeat->mouth':>13} {'mouth-audio':>11} | {'app CPU %core':>13}")
+    print(f"{seconds:.0f} s per row, a Repeat every {EVERY_S:.0f} s; times in ms; offsets are mouth minus audio")
+    print(f"{'quality':>8} {'size':>9} | {'fps':>5} {'gap p50/p95/max':>16} | {'tries':>5} "
+          f"{'->audio p50/p95':>15} {'->mouth p50/p95':>15} | {'onset offset p50/p95/max|.|':>27} "
+          f"{'xcorr':>5} | {'CPU %core':>9}")
     for r in rows:
         size = "x".join(map(str, r["size"]))
-        print(f"{r['quality']:>8} {size:>9} | {r['fps']:5.1f} {r['gap_p50']:6.1f}ms {r['gap_p95']:6.1f}ms | "
-              f"{r['to_audio']:11.0f}ms {r['to_mouth']:11.0f}ms {r['mouth_lag']:9.0f}ms | {r['cpu']:12.0f}%")
+        g, a, m, o = r["gaps"], r["to_audio"], r["to_mouth"], r["onset_offset"]
+        print(f"{r['quality']:>8} {size:>9} | {r['fps']:5.1f} {g[0]:4.0f}/{g[1]:4.0f}/{g[2]:4.0f}ms   | "
+              f"{r['tries']:>2}/{r['of']:<2} {a[0]:7.0f}/{a[1]:4.0f}   {m[0]:7.0f}/{m[1]:4.0f}   | "
+              f"{o[0]:13.0f}/{o[1]:4.0f}/{r['worst_onset_offset']:4.0f}     {r['xcorr_offset']:5.0f} | "
+              f"{r['cpu']:8.0f}%")
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ class AppProcess:
         self.proc = subprocess.Popen([sys.executable, "app.py", *(args or [])], cwd=ROOT, env=full_env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
 
-    def wait_ready(self, timeout: float = 120) -> AppProcess:
+    def wait_ready(self, timeout: float = 120, poll_s: float = 0.3) -> AppProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -54,8 +54,17 @@ class AppProcess:
                     return self
             except httpx.HTTPError:
                 pass
-            time.sleep(0.3)
+            time.sleep(poll_s)
         raise TimeoutError(f"app not ready after {timeout} s:\n{self.output()}")
+
+    def wait_for_output(self, text: str, timeout: float = 60) -> list[str]:
+        """The app's log lines holding `text`, once there is one (or none at the timeout)."""
+        deadline = time.monotonic() + timeout
+        while not (lines := [line for line in self.output().splitlines() if text in line]):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        return lines
 
     def output(self) -> str:
         if not self._log.closed:

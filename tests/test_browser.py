@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
 
 import pytest
+from chromium import expect, expect_status, new_and_start, playing, wait_for_corner
 
 from app_process import ROOT, AppProcess
 from heygen_local_process import API_KEY, LocalHeyGenProcess
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = ROOT / "assets" / "screenshot.png"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--autoplay-policy=no-user-gesture-required"]
-
-if not os.path.exists(CHROMIUM):
-    if os.environ.get("CI"):
-        raise RuntimeError("CI needs Debian's chromium for the browser tests: apt-get install -y chromium")
-    pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
-
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -32,47 +20,6 @@ def app():
     app = AppProcess().wait_ready()
     yield app
     app.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def media_progress(page: Page, selector: str) -> dict:
-    return page.eval_on_selector(selector, """el => ({width: el.videoWidth || 0, time: el.currentTime,
-        paused: el.paused, ready: el.readyState})""")
-
-
-def playing(page: Page, selector: str, seconds: float = 1.0) -> tuple[dict, dict]:
-    first = media_progress(page, selector)
-    time.sleep(seconds)
-    return first, media_progress(page, selector)
-
-
-def wait_for_corner(page: Page, rgb: tuple[int, int, int], tolerance: int = 25, timeout_ms: int = 20_000) -> None:
-    """Until the video's corner pixel is `rgb` (the first keyed frame may wait for numba to compile)."""
-    page.wait_for_function("""([r, g, b, tol]) => {
-        const v = document.querySelector('#avatar-video video');
-        const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;
-        const ctx = c.getContext('2d'); ctx.drawImage(v, 0, 0);
-        const p = ctx.getImageData(4, 4, 1, 1).data;
-        return Math.abs(p[0] - r) < tol && Math.abs(p[1] - g) < tol && Math.abs(p[2] - b) < tol; }""",
-                           arg=[*rgb, tolerance], timeout=timeout_ms)
-
-
-def expect_status(page: Page, text: str, timeout: float = 10_000) -> None:
-    expect(page.locator("#status textarea")).to_have_value(re.compile(re.escape(text)), timeout=timeout)
-
-
-def new_and_start(page: Page) -> None:
-    page.click("#new-btn")
-    expect_status(page, "created", 30_000)
-    page.click("#start-btn")
-    expect_status(page, "Stream connected", 30_000)
 
 
 def test_new_start_repeat_background_close(app, browser):

@@ -16,6 +16,7 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 
 from avatar_core.face import QUALITY_SIZES, face_sprites
 
@@ -58,11 +59,15 @@ def mouth_darkness(frame: np.ndarray) -> float:
 
 
 class Viewer:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, analyse_video: bool = True) -> None:
         self.url = url
+        self.analyse_video = analyse_video  # False: only count frames (cheaper, for many viewers)
         self.api = Client(url, verbose=False)
         config = self.api.config
         self._ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
+        # events wired with queue=False: the page's client POSTs them to /run/<name> instead of the queue
+        self._http = httpx.Client()  # one kept-alive connection, as a browser has
+        self._unqueued = {d["api_name"] for d in config["dependencies"] if d.get("queue") is False}
         self._tick = {d["targets"][0][0]: i for i, d in enumerate(config["dependencies"])
                       if d["targets"] and d["targets"][0][1] == "tick" and d["targets"][0][0] is not None}
         self.video = Received()
@@ -71,7 +76,15 @@ class Viewer:
         self._tasks: list[asyncio.Task] = []
 
     def call(self, api_name: str, *args):
-        return self.api.predict(*args, api_name="/" + api_name)
+        if api_name not in self._unqueued:
+            return self.api.predict(*args, api_name="/" + api_name)
+        reply = self._http.post(f"{self.url}/gradio_api/run/{api_name}", timeout=60,
+                                json={"data": list(args), "session_hash": self.api.session_hash})
+        body = reply.json()
+        if reply.status_code != 200:
+            raise AppError(body.get("error") or f"HTTP {reply.status_code}")
+        data = body["data"]
+        return data[0] if len(data) == 1 else tuple(data)
 
     async def acall(self, api_name: str, *args):
         return await asyncio.to_thread(self.call, api_name, *args)
@@ -126,7 +139,10 @@ class Viewer:
             while True:
                 frame = await track.recv()
                 now = time.monotonic()
-                if kind == "video":
+                if kind == "video" and not self.analyse_video:
+                    sink.size = (frame.width, frame.height)
+                    sink.values.append(0.0)
+                elif kind == "video":
                     image = frame.to_ndarray(format="bgr24")
                     sink.size = (frame.width, frame.height)
                     sink.last_frame = image
@@ -144,3 +160,4 @@ class Viewer:
         for task in self._tasks:
             task.cancel()
         await asyncio.to_thread(self.api.close)
+        self._http.close()
