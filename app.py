@@ -22,10 +22,11 @@ from fastrtc import WebRTC
 from avatar_core import backgrounds, streams
 from avatar_core.controller import Controller, TalkSettings
 from avatar_core.face import LOOKS, QUALITY_SIZES
+from avatar_core.gradio_queue import forget_finished_events
 from avatar_core.llm import llm_from
 from avatar_core.local_factory import warm_up
 from avatar_core.media import FPS, TICK_S
-from avatar_core.memory import pin_mmap_threshold
+from avatar_core.memory import freeze_startup_heap, pin_mmap_threshold
 from avatar_core.providers import providers_for
 from avatar_core.session import UserError
 from avatar_core.sessions import SessionManager
@@ -231,14 +232,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     pin_mmap_threshold()
+    forget_finished_events()
     try:
         settings = load_settings()
     except SettingsError as exc:
         print(f"Cannot start: {exc}", file=sys.stderr)
         return 2
+    warm = threading.Thread(target=warm_up, args=("ava", default_catalog().default_id, settings.default_quality),
+                            daemon=True)
     if settings.avatar_provider == "local":
-        threading.Thread(target=warm_up, args=("ava", default_catalog().default_id, settings.default_quality),
-                         daemon=True).start()
+        warm.start()
     ice = IceConfiguration(settings)
     ice.start()
     demo, controller = build_app(settings, ice)
@@ -251,9 +254,12 @@ def main(argv: list[str] | None = None) -> int:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    frozen = False
     try:
         while not stop.wait(0.5):
-            pass
+            if not frozen and not warm.is_alive():  # start-up is over: keep it out of collections
+                freeze_startup_heap()
+                frozen = True
     except KeyboardInterrupt:
         pass
     log.info("shutting down: closing %d session(s)", len(controller.sessions))

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from .memory import release_freed_memory
 from .provider import AvatarProvider, ProviderError
 from .session import AvatarSession, UserError
 from .status_log import StatusLog
@@ -22,6 +23,7 @@ ProviderFactory = Callable[[str, str, str], Awaitable[AvatarProvider]]  # (avata
 # stream in one, and aiortc encodes video and audio there; plus synthesis and set-up.
 THREADS_PER_SESSION = 4
 THREADS_SPARE = 8
+RELEASE_AFTER_S = 5.0  # a closed session's connections linger ~2 s (streams.CLOSE_GRACE_TICKS)
 
 
 class SessionManager:
@@ -35,6 +37,7 @@ class SessionManager:
         self._sessions: dict[str, AvatarSession] = {}
         self._creating = 0  # reserved slots while a provider is being built
         self._reaper: asyncio.Task[None] | None = None
+        self._release: asyncio.TimerHandle | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def __len__(self) -> int:
@@ -75,6 +78,14 @@ class SessionManager:
         """Every close, whatever its cause, ends here (the session's teardown calls it)."""
         if self._sessions.pop(session.id, None) is not None:
             log.info("session %s closed: %s (%d live)", session.short_id, reason, len(self._sessions))
+        # once its two connections have ended too; at most one release pending at a time
+        if self._release is None:
+            self._release = asyncio.get_running_loop().call_later(RELEASE_AFTER_S, self._release_memory)
+
+    def _release_memory(self) -> None:
+        self._release = None
+        pause = release_freed_memory()
+        log.info("freed memory released (collection paused the loop %.0f ms)", pause * 1000)
 
     async def close_owner(self, owner: str, reason: str) -> None:
         await asyncio.gather(*(self.close(s, reason) for s in self.owned_by(owner)), return_exceptions=True)
