@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every request's full address
     pin_mmap_threshold()
     forget_finished_events()
     try:
@@ -248,16 +249,17 @@ def main(argv: list[str] | None = None) -> int:
     share = args.share or settings.share
     demo.launch(server_name=settings.gradio_server_name, server_port=settings.gradio_server_port,
                 share=share, max_file_size=backgrounds.UPLOAD_MAX_BYTES, prevent_thread_lock=True)
-    if share and not demo.share_url:
-        log.warning("No public share link: Gradio's share service could not be reached from here. "
-                    "Serving locally only, at %s", demo.local_url)
+    if share and not demo.share_url and not demo.space_id:  # on a Space, Gradio says why itself
+        log.warning("No public share link: it could not be created (Gradio's share service cannot be "
+                    "reached from here). Serving locally only, at %s", demo.local_url)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     frozen = False
     try:
         while not stop.wait(0.5):
-            if not frozen and not warm.is_alive():  # start-up is over: keep it out of collections
+            # start-up is over: keep it out of collections (not a session, which must be freed)
+            if not frozen and not warm.is_alive() and not len(controller.sessions):
                 freeze_startup_heap()
                 frozen = True
     except KeyboardInterrupt:

@@ -8,7 +8,10 @@ Gradio fixed this in 6 (gradio-app/gradio#13756), but fastrtc 0.0.34 needs
 gradio < 6, so until then finished events are dropped here, as that fix does. An
 event whose result the page has not been sent yet (still in
 `pending_event_ids_session`, which Gradio empties itself as it sends) is dropped
-after a later event finishes.
+after a later event finishes. Still kept, as in Gradio 5: events whose page went away
+before their result was sent, and events cancelled before they ran (both rare). Gradio's
+`/stream/{event_id}` routes (for `connection="stream"` events, which this app does not
+use) would answer 500 instead of success for an event already dropped.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import gradio
 from gradio.queueing import Queue
 
 log = logging.getLogger(__name__)
+MAX_WATCHED = 1000  # finished events waiting for their result to be sent, watched at most
 
 
 def forget_finished_events() -> bool:
@@ -30,20 +34,22 @@ def forget_finished_events() -> bool:
         return True
     process_events = Queue.process_events
 
-    finished: set[str] = set()  # finished events not yet dropped (Gradio runs one queue per app)
-
     @functools.wraps(process_events)
     async def process_and_forget(self: Queue, events, *args, **kwargs):
         try:
             return await process_events(self, events, *args, **kwargs)
         finally:  # on the event loop, like every other use of these dicts
+            # finished events not dropped yet: event id -> its page's session
+            finished: dict[str, str | None] = self.__dict__.setdefault("_finished_not_dropped", {})
             for event in events:
                 self.event_analytics.pop(event._id, None)
-                finished.add(event._id)
-            unsent = set().union(*self.pending_event_ids_session.values())
-            for event_id in finished - unsent:
-                self.event_ids_to_events.pop(event_id, None)
-            finished.intersection_update(unsent)
+                finished[event._id] = event.session_hash
+            for event_id, session_hash in list(finished.items()):
+                if event_id not in self.pending_event_ids_session.get(session_hash, ()):
+                    self.event_ids_to_events.pop(event_id, None)
+                    del finished[event_id]
+            while len(finished) > MAX_WATCHED:  # their pages went away: leave them, as Gradio 5 does
+                del finished[next(iter(finished))]
             self._asyncio_tasks[:] = [task for task in self._asyncio_tasks if not task.done()]
 
     process_and_forget.forgets_finished_events = True  # type: ignore[attr-defined]

@@ -37,6 +37,8 @@ AUDIO_QUEUE_TICKS = 25  # 1 s: a stalled viewer loses old audio rather than grow
 # sent. Only later, never earlier: fastrtc holds audio that arrives ahead of its schedule.
 FRAME_LEAD_S = 0.006
 PHASE_STEP_S = 0.001
+PHASE_DEAD_BAND_S = 0.002  # closer than this is locked: jitter must not walk the clock
+RECENT_TAKES = 25  # a late event loop only ever makes takes late: the earliest shows the timer
 
 
 @dataclass
@@ -78,7 +80,7 @@ class MediaPipeline:
         self._thread = threading.Thread(target=self._run, name="media-clock", daemon=True)
         self._on_speaking = on_speaking
         self._on_failure = on_failure
-        self._last_take: float | None = None  # when the video stream last took a frame
+        self._takes: deque[float] = deque(maxlen=RECENT_TAKES)  # when the video stream took frames
 
     @property
     def size(self) -> tuple[int, int]:
@@ -113,7 +115,7 @@ class MediaPipeline:
         """The newest finished frame, or None once stopped. Never blocks."""
         if self._stop.is_set():
             return None
-        self._last_take = time.monotonic()
+        self._takes.append(time.monotonic())
         return self._latest
 
     def audio_chunks(self) -> Iterator[np.ndarray]:
@@ -161,11 +163,18 @@ class MediaPipeline:
     def _phase_step(self, start: float, busy: float) -> float:
         """How much later to run the next ticks, towards finishing each frame FRAME_LEAD_S
         before the video stream takes it."""
-        if self._last_take is None:
+        takes = list(self._takes)
+        if not takes:
             return 0.0
-        take_phase = (self._last_take - start) % TICK_S  # when in our tick cycle frames are taken
-        waits = (take_phase - busy - FRAME_LEAD_S) % TICK_S  # how long a finished frame waits, less the lead
-        return min(waits, PHASE_STEP_S) if waits < TICK_S - PHASE_STEP_S else 0.0
+        # when in our tick cycle frames are taken: the earliest recent take, around the newest
+        newest = (takes[-1] - start) % TICK_S
+        take_phase = newest + min(_signed(((t - start) % TICK_S) - newest) for t in takes)
+        error = _signed(take_phase - busy - FRAME_LEAD_S)  # > 0: a finished frame waits longer than the lead
+        if error > PHASE_DEAD_BAND_S:
+            return min(error, PHASE_STEP_S)
+        if error < -FRAME_LEAD_S:  # frames finish after the take: go round, later (never earlier)
+            return PHASE_STEP_S
+        return 0.0
 
     def _publish_frame(self, frame: np.ndarray, index: int) -> None:
         out = self._buffers[index % len(self._buffers)]
@@ -186,3 +195,8 @@ class MediaPipeline:
             with contextlib.suppress(queue.Empty):
                 self._audio.get_nowait()
             self._audio.put_nowait(chunk)
+
+
+def _signed(phase: float) -> float:
+    """A phase difference folded into [-TICK_S/2, TICK_S/2)."""
+    return (phase + TICK_S / 2) % TICK_S - TICK_S / 2

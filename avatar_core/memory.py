@@ -50,13 +50,15 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def release_freed_memory() -> float:
-    """Collect cyclic garbage and return free heap pages to the OS; returns the seconds
-    the collection held the interpreter (it runs on the event loop, between frames)."""
+def collect_garbage() -> float:
+    """One full collection; returns the seconds it held the interpreter."""
     began = time.perf_counter()
     gc.collect()
-    pause = time.perf_counter() - began
+    return time.perf_counter() - began
+
+
+def trim_heap() -> None:
+    """Return free heap pages to the OS (glibc; ctypes lets go of the GIL meanwhile)."""
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)
-    return pause

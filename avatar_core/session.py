@@ -93,7 +93,7 @@ class AvatarSession:
         self._loop.call_later(CONNECT_HELP_S, self._help_if_not_connected)
 
     def _help_if_not_connected(self) -> None:
-        if self.state is SessionState.CONNECTING:
+        if self.state is SessionState.CONNECTING and not self._live.is_set():
             self.log.add(f"Error: the stream has not connected after {CONNECT_HELP_S:.0f} s. "
                          f"{self._connection_help}".rstrip())
 

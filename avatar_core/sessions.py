@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from .memory import release_freed_memory
+from .memory import collect_garbage, trim_heap
 from .provider import AvatarProvider, ProviderError
 from .session import AvatarSession, UserError
 from .status_log import StatusLog
@@ -38,6 +38,8 @@ class SessionManager:
         self._creating = 0  # reserved slots while a provider is being built
         self._reaper: asyncio.Task[None] | None = None
         self._release: asyncio.TimerHandle | None = None
+        self._release_again = False
+        self._release_task: asyncio.Future[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def __len__(self) -> int:
@@ -78,14 +80,24 @@ class SessionManager:
         """Every close, whatever its cause, ends here (the session's teardown calls it)."""
         if self._sessions.pop(session.id, None) is not None:
             log.info("session %s closed: %s (%d live)", session.short_id, reason, len(self._sessions))
-        # once its two connections have ended too; at most one release pending at a time
+        # once its two connections have ended too; one release at a time, and one more
+        # for sessions that closed while it waited
         if self._release is None:
-            self._release = asyncio.get_running_loop().call_later(RELEASE_AFTER_S, self._release_memory)
+            self._release = asyncio.get_running_loop().call_later(RELEASE_AFTER_S, self._start_release)
+        else:
+            self._release_again = True
 
-    def _release_memory(self) -> None:
+    def _start_release(self) -> None:
+        self._release_task = asyncio.ensure_future(self._release_memory())
+
+    async def _release_memory(self) -> None:
+        pause = collect_garbage()
+        await asyncio.to_thread(trim_heap)  # malloc_trim walks the heap: not on the loop
+        log.debug("freed memory released (the collection paused the loop %.0f ms)", pause * 1000)
         self._release = None
-        pause = release_freed_memory()
-        log.info("freed memory released (collection paused the loop %.0f ms)", pause * 1000)
+        if self._release_again:
+            self._release_again = False
+            self._release = asyncio.get_running_loop().call_later(RELEASE_AFTER_S, self._start_release)
 
     async def close_owner(self, owner: str, reason: str) -> None:
         await asyncio.gather(*(self.close(s, reason) for s in self.owned_by(owner)), return_exceptions=True)

@@ -57,7 +57,9 @@ class IceConfiguration:
         self.force_relay = settings.turn_force_relay
         self._settings = settings
         self._ttl_s = settings.turn_ttl_s
-        self.rtc_configuration: dict[str, Any] = {}
+        # one dict for the life of the app; only its "iceServers" value is replaced, in one
+        # assignment, so a page config copied from another thread never sees it half-made
+        self.rtc_configuration: dict[str, Any] = {"iceTransportPolicy": "relay"} if self.force_relay else {}
         self.last_error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -97,15 +99,15 @@ class IceConfiguration:
     def _renew(self) -> None:
         wait = self._ttl_s / 2 if not self.last_error else RETRY_S
         while not self._stop.wait(wait):
-            wait = self._ttl_s / 2 if self.refresh() else RETRY_S
+            try:
+                wait = self._ttl_s / 2 if self.refresh() else RETRY_S
+            except Exception:  # the renewal must outlive any surprise, and say so
+                log.exception("TURN (%s): renewing credentials failed; retrying in %.0f s", self.provider, RETRY_S)
+                wait = RETRY_S
 
     def _apply(self, servers: list[dict[str, Any]]) -> None:
-        configuration: dict[str, Any] = {"iceServers": servers}
-        if self.force_relay:
-            configuration["iceTransportPolicy"] = "relay"
         # in place: Gradio's page config and fastrtc's `turn` endpoint hold this same dict
-        self.rtc_configuration.clear()
-        self.rtc_configuration.update(configuration)
+        self.rtc_configuration["iceServers"] = servers
 
     def _custom_servers(self) -> list[dict[str, Any]]:
         s = self._settings

@@ -48,6 +48,7 @@ class AppProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.stop()
                 raise RuntimeError(f"app exited with {self.proc.returncode}:\n{self.output()}")
             try:
                 if httpx.get(self.url + "/", timeout=2).status_code == 200:
@@ -55,7 +56,9 @@ class AppProcess:
             except httpx.HTTPError:
                 pass
             time.sleep(poll_s)
-        raise TimeoutError(f"app not ready after {timeout} s:\n{self.output()}")
+        output = self.output()
+        self.stop()
+        raise TimeoutError(f"app not ready after {timeout} s:\n{output}")
 
     def wait_for_output(self, text: str, timeout: float = 60) -> list[str]:
         """The app's log lines holding `text`, once there is one (or none at the timeout)."""

@@ -14,7 +14,7 @@ def test_defaults_are_the_documented_ones(monkeypatch, tmp_path):
     for name in NAMES:
         monkeypatch.delenv(name, raising=False)
     s = load_settings()
-    assert (s.max_sessions, s.session_idle_timeout_s, s.share, s.default_quality) == (4, 300, False, "low")
+    assert (s.max_sessions, s.session_idle_timeout_s, s.share, s.default_quality) == (6, 300, False, "low")
     assert (s.gradio_server_name, s.gradio_server_port) == ("127.0.0.1", 7860)
 
 

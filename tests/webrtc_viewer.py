@@ -80,10 +80,10 @@ class Viewer:
             return self.api.predict(*args, api_name="/" + api_name)
         reply = self._http.post(f"{self.url}/gradio_api/run/{api_name}", timeout=60,
                                 json={"data": list(args), "session_hash": self.api.session_hash})
-        body = reply.json()
         if reply.status_code != 200:
-            raise AppError(body.get("error") or f"HTTP {reply.status_code}")
-        data = body["data"]
+            error = reply.json().get("error") if "json" in reply.headers.get("content-type", "") else None
+            raise AppError(error or f"HTTP {reply.status_code}: {reply.text[:200]}")
+        data = reply.json()["data"]
         return data[0] if len(data) == 1 else tuple(data)
 
     async def acall(self, api_name: str, *args):
