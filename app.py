@@ -173,7 +173,8 @@ def build_app(settings: Settings, ice: IceConfiguration) -> tuple[gr.Blocks, Con
 
         new_btn.click(new_session, [avatar_id, voice_id, quality], [session_id, status], api_name="new_session")
         started = start_btn.click(start_stream, None, status, api_name="start_stream")
-        # queue=False: these return at once, and Gradio's queue adds 50-130 ms per call (BENCHMARKS.md)
+        # queue=False: Gradio's queue adds 73-189 ms before a call starts (BENCHMARKS.md); these are
+        # light async calls that need no queue slot (Talk's stays open while the reply is spoken)
         repeat_btn.click(repeat, message, status, api_name="repeat", queue=False)
         message.submit(repeat, message, status, api_name=False, queue=False)
         talk_btn.click(talk, [message, answer_with], status, api_name="talk", queue=False)
