@@ -27,15 +27,12 @@ def rss_mb(pid: int) -> float:
 
 
 async def cycle(url: str, stream: bool = True) -> None:
-    viewer = Viewer(url)
-    try:
+    async with Viewer(url) as viewer:
         await viewer.acall("new_session", "ava", "heart", "low")
         if stream:
             await viewer.start()
             await asyncio.sleep(0.3)
         await viewer.acall("close_session")
-    finally:
-        await viewer.close()
 
 
 async def measure(app: AppProcess, cycles: int, sessions: int = 4) -> dict[str, float]:

@@ -60,8 +60,7 @@ def xcorr_offset_ms(video: Received, audio: Received, since: float, until: float
 
 
 async def measure(url: str, pid: int, quality: str, seconds: float) -> dict:
-    viewer = Viewer(url)
-    try:
+    async with Viewer(url) as viewer:
         await viewer.acall("new_session", "ava", "heart", quality)
         await viewer.acall("set_background", True, "preset", "#000000", "studio", None)
         await viewer.start()
@@ -90,8 +89,6 @@ async def measure(url: str, pid: int, quality: str, seconds: float) -> dict:
                 "onset_offset": np.percentile(np.subtract(mouth_ms, audio_ms), [50, 95]),
                 "worst_onset_offset": float(np.max(np.abs(np.subtract(mouth_ms, audio_ms)))),
                 "xcorr_offset": xcorr_offset_ms(viewer.video, viewer.audio, t0, t1), "cpu": 100 * cpu}
-    finally:
-        await viewer.close()
 
 
 def main() -> None:

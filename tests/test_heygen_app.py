@@ -55,8 +55,7 @@ def no_fault(heygen):
 
 def test_new_start_repeat_close_relays_the_keyed_avatar(app, heygen):
     async def body():
-        viewer = Viewer(app.url)
-        try:
+        async with Viewer(app.url) as viewer:
             log = await viewer.acall("new_session", "leo", "heart", "low")
             assert "HeyGen avatar leo" in log and heygen.open_sessions() == 1
             await viewer.acall("set_background", True, "color", "#3050d0", "studio", None)
@@ -74,8 +73,6 @@ def test_new_start_repeat_close_relays_the_keyed_avatar(app, heygen):
             assert "HeyGen says: Hello, I am relayed from the HeyGen stand-in." in log
             assert "Avatar started speaking." in log and "Avatar finished speaking." in log  # HeyGen's events
             await viewer.acall("close_session")
-        finally:
-            await viewer.close()
 
     asyncio.run(body())
     assert heygen.open_sessions() == 0
@@ -158,8 +155,7 @@ def test_slow_api_times_out_and_leftovers_can_be_closed(app, heygen):
 
 def test_media_dropped_mid_stream_closes_the_session_with_a_message(app, heygen):
     async def body():
-        viewer = Viewer(app.url)
-        try:
+        async with Viewer(app.url) as viewer:
             heygen.set_fault("drop-media")
             await viewer.acall("new_session", "ava", "heart", "low")
             await viewer.start()
@@ -168,8 +164,6 @@ def test_media_dropped_mid_stream_closes_the_session_with_a_message(app, heygen)
             with pytest.raises(AppError, match="Click New first"):
                 await viewer.acall("repeat", "anyone?")
             assert "stopped because of HeyGen's video stopped arriving" in await viewer.acall("status")
-        finally:
-            await viewer.close()
 
     asyncio.run(body())
 
@@ -196,8 +190,7 @@ def test_keep_alive_holds_an_open_session_and_shutdown_stops_it():
                       "HEYGEN_KEEP_ALIVE_S": "0.5"}).wait_ready()
     try:
         async def body():
-            viewer = Viewer(app.url)
-            try:
+            async with Viewer(app.url) as viewer:
                 await viewer.acall("new_session", "ava", "heart", "low")
                 await viewer.start()
                 await asyncio.sleep(5)  # 2.5 times HeyGen's idle timeout, no user action
@@ -205,8 +198,6 @@ def test_keep_alive_holds_an_open_session_and_shutdown_stops_it():
                 assert viewer.video.times[-1] > time.monotonic() - 1  # and frames still arrive
                 app.proc.send_signal(signal.SIGTERM)  # shutting down stops the upstream session too
                 assert await asyncio.to_thread(app.proc.wait, 30) == 0
-            finally:
-                await viewer.close()
 
         asyncio.run(body())
         assert server.open_sessions() == 0
@@ -237,8 +228,7 @@ def test_heygen_closing_the_session_closes_ours_with_a_message(app, heygen):
 
 def test_a_failed_repeat_gives_one_line_and_the_session_stays_usable(app, heygen):
     async def body():
-        viewer = Viewer(app.url)
-        try:
+        async with Viewer(app.url) as viewer:
             await viewer.acall("new_session", "ava", "heart", "low")
             await viewer.start()
             heygen.set_fault("500")
@@ -247,8 +237,6 @@ def test_a_failed_repeat_gives_one_line_and_the_session_stays_usable(app, heygen
             heygen.set_fault(None)
             assert "Repeat sent" in await viewer.acall("repeat", "This one will.")
             await viewer.acall("close_session")
-        finally:
-            await viewer.close()
 
     asyncio.run(body())
     assert heygen.open_sessions() == 0
@@ -256,24 +244,20 @@ def test_a_failed_repeat_gives_one_line_and_the_session_stays_usable(app, heygen
 
 def test_heygens_own_llm_answers_talk(app, heygen):
     async def body():
-        viewer = Viewer(app.url)
-        try:
+        async with Viewer(app.url) as viewer:
             await viewer.acall("new_session", "ava", "heart", "low")
             await viewer.start()
             assert "Talk sent to HeyGen's LLM" in await viewer.acall("talk", "What are you?", "heygen")
             log = await viewer.wait_for_log("HeyGen says: This is the local stand-in")
             assert "HeyGen says: This is the local stand-in, not a language model. You said: What are you?" in log
             await viewer.acall("close_session")
-        finally:
-            await viewer.close()
 
     asyncio.run(body())
 
 
 def test_interrupt_reaches_heygen(app, heygen):
     async def body():
-        viewer = Viewer(app.url)
-        try:
+        async with Viewer(app.url) as viewer:
             await viewer.acall("new_session", "ava", "heart", "low")
             await viewer.start()
             t = time.monotonic()
@@ -284,7 +268,5 @@ def test_interrupt_reaches_heygen(app, heygen):
             # HeyGen goes quiet (streaming.interrupt) long before the sentence would have ended (~8 s)
             assert await wait_until(lambda: all(v < 0.01 for v in viewer.audio.values[-25:]), 4)
             await viewer.acall("close_session")
-        finally:
-            await viewer.close()
 
     asyncio.run(body())

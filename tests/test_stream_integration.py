@@ -58,8 +58,7 @@ async def wait_until(predicate, timeout: float, step: float = 0.05) -> bool:
 
 def test_offline_avatar_streams_speaks_and_keys(app):
     async def body():
-        viewer = Viewer(app.url)
-        try:
+        async with Viewer(app.url) as viewer:
             log = await viewer.acall("new_session", "ava", "heart", "low")
             assert "created" in log
             await viewer.start()
@@ -110,8 +109,6 @@ def test_offline_avatar_streams_speaks_and_keys(app):
                 "repeat_to_first_mouth_ms": 1000 * (first_mouth - t_repeat),
                 "app_cpu_share_of_one_core": cpu_share,
             }, indent=1))
-        finally:
-            await viewer.close()
 
     asyncio.run(body())
 
@@ -176,8 +173,7 @@ def test_an_idle_session_is_closed_and_its_streams_end():
     app = AppProcess({"MAX_SESSIONS": "1", "SESSION_IDLE_TIMEOUT_S": "3"}).wait_ready()
     try:
         async def body():
-            viewer = Viewer(app.url)
-            try:
+            async with Viewer(app.url) as viewer:
                 await viewer.acall("new_session", "mira", "heart", "low")
                 await viewer.start()
                 assert await wait_until(lambda: len(viewer.video.times) > 10, 10)
@@ -185,8 +181,6 @@ def test_an_idle_session_is_closed_and_its_streams_end():
                 assert await wait_until(lambda: all(pc.connectionState in ("closed", "failed")
                                                     for pc in viewer.pcs), 10)
                 await viewer.acall("new_session", "ava", "heart", "low")  # the slot is free again
-            finally:
-                await viewer.close()
 
         asyncio.run(body())
     finally:
@@ -200,8 +194,7 @@ def test_talk_and_interrupt_through_the_app():
     app = AppProcess({"OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": "test-key"}).wait_ready()
     try:
         async def body():
-            viewer = Viewer(app.url)
-            try:
+            async with Viewer(app.url) as viewer:
                 await viewer.acall("new_session", "ava", "heart", "low")
                 await viewer.start()
                 llm.script(chunks=["I am the offline avatar. ", "Nice to meet you!"])
@@ -214,8 +207,6 @@ def test_talk_and_interrupt_through_the_app():
                 assert "Interrupted" in await viewer.acall("interrupt")
                 assert "The answer was interrupted" in await talking
                 assert await wait_until(lambda: llm.state()["hung_up"] == 1, 10)
-            finally:
-                await viewer.close()
 
         asyncio.run(body())
     finally:

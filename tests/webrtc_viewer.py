@@ -154,6 +154,12 @@ class Viewer:
         except MediaStreamError:
             pass
 
+    async def __aenter__(self) -> Viewer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
     async def close(self) -> None:
         for pc in self.pcs:
             await pc.close()
