@@ -7,36 +7,42 @@ Run: python app.py [--share]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import signal
 import sys
 import threading
 import time
-import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from functools import partial, wraps
+from typing import Any, ParamSpec, TypeVar
 
 import gradio as gr
 from fastrtc import WebRTC
 
-from avatar_core import backgrounds, streams
-from avatar_core.controller import Controller, TalkSettings
-from avatar_core.face import LOOKS, QUALITY_SIZES
-from avatar_core.gradio_queue import forget_finished_events
-from avatar_core.llm import llm_from
-from avatar_core.local_factory import warm_up
-from avatar_core.media import FPS, TICK_S
-from avatar_core.memory import freeze_startup_heap, pin_mmap_threshold
-from avatar_core.providers import providers_for
-from avatar_core.session import UserError
-from avatar_core.sessions import SessionManager
+from avatar_core.errors import AvatarError
+from avatar_core.media import backgrounds, streams
+from avatar_core.media.format import FPS, TICK_S
+from avatar_core.providers.base import QUALITY_SIZES, AvatarService
+from avatar_core.providers.registry import service_for
+from avatar_core.server.memory import freeze_startup_heap, pin_mmap_threshold
+from avatar_core.server.runtime import Runtime
+from avatar_core.server.turn import IceConfiguration
+from avatar_core.server.workarounds import (
+    StableVideoHandler,
+    forget_finished_events,
+    peer_closer,
+    quiet_gradio_6_warnings,
+)
+from avatar_core.session.controller import OUR_LLM, Controller, TalkSettings
+from avatar_core.session.manager import SessionManager
 from avatar_core.settings import Settings, SettingsError, load_settings
-from avatar_core.speech import default_catalog
-from avatar_core.turn import IceConfiguration
+from avatar_core.talk.llm import llm_from
 
 log = logging.getLogger("avatar")
-# fastrtc 0.0.34 needs gradio<6, whose replacements for these parameters do not exist yet
-warnings.filterwarnings("ignore", message=".*removed in Gradio 6.0", category=DeprecationWarning)
+quiet_gradio_6_warnings()
+P = ParamSpec("P")
+R = TypeVar("R")
 
 QUEUE_MAX_SIZE = 64
 DESCRIPTION = (
@@ -45,86 +51,91 @@ DESCRIPTION = (
 )
 
 
-def build_app(settings: Settings, ice: IceConfiguration) -> tuple[gr.Blocks, Controller]:
-    providers = providers_for(settings)
-    sessions = SessionManager(providers.create, settings.max_sessions, settings.session_idle_timeout_s,
+def user_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """AvatarError -> gr.Error: shown in the page, raised to API callers, nothing changed."""
+    @wraps(fn)  # keeps the signature, so Gradio still injects gr.Request
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except AvatarError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+
+    return wrapper
+
+
+def browser_of(request: gr.Request) -> str:
+    """Which browser tab a call comes from (Gradio's session hash; one shared key without it)."""
+    return request.session_hash or ""
+
+
+def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService) -> tuple[gr.Blocks, Controller]:
+    sessions = SessionManager(service, settings.max_sessions, settings.session_idle_timeout_s,
                               video_delay_ticks=round(settings.video_delay_ms / 1000 / TICK_S),
                               connection_help=ice.connection_help())
-    controller = Controller(sessions, providers,
+    controller = Controller(sessions,
                             TalkSettings(llm_from(settings), settings.system_prompt, settings.llm_max_history))
-    voices = default_catalog()
-    heygen = providers.name == "heygen"
-
-    def user_errors(fn):
-        """UserError -> gr.Error: shown in the page, raised to API callers, nothing changed."""
-        @wraps(fn)  # keeps the signature, so Gradio still injects gr.Request
-        async def wrapper(*args, **kwargs):
-            try:
-                return await fn(*args, **kwargs)
-            except UserError as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
-
-        return wrapper
+    capabilities = service.capabilities
+    initial = service.initial_choices()
 
     @user_errors
     async def new_session(avatar_id: str, voice_id: str, quality: str, request: gr.Request):
-        session_id = await controller.new_session(request.session_hash, avatar_id, voice_id, quality)
-        return session_id, controller.status(request.session_hash)[1]
+        session_id = await controller.new_session(browser_of(request), avatar_id, voice_id, quality)
+        return session_id, controller.status(browser_of(request))[1]
 
     @user_errors
     async def start_stream(request: gr.Request):
-        await controller.start(request.session_hash)
-        return controller.status(request.session_hash)[1]
+        await controller.start(browser_of(request))
+        return controller.status(browser_of(request))[1]
 
     @user_errors
     async def repeat(text: str, request: gr.Request):
-        await controller.repeat(request.session_hash, text)
-        return controller.status(request.session_hash)[1]
+        await controller.repeat(browser_of(request), text)
+        return controller.status(browser_of(request))[1]
 
     @user_errors
     async def talk(text: str, answer_with: str, request: gr.Request):
-        await controller.talk(request.session_hash, text, answer_with)
-        return controller.status(request.session_hash)[1]
+        await controller.talk(browser_of(request), text, answer_with)
+        return controller.status(browser_of(request))[1]
 
     @user_errors
     async def interrupt(request: gr.Request):
-        await controller.interrupt(request.session_hash)
-        return controller.status(request.session_hash)[1]
+        await controller.interrupt(browser_of(request))
+        return controller.status(browser_of(request))[1]
 
     @user_errors
     async def close_session(request: gr.Request):
-        await controller.close(request.session_hash)
-        return None, controller.status(request.session_hash)[1]
+        await controller.close(browser_of(request))
+        return None, controller.status(browser_of(request))[1]
 
     @user_errors
     async def set_background(remove: bool, kind: str, color: str, preset: str, upload: str | None,
                              request: gr.Request):
-        await controller.set_background(request.session_hash, remove, kind, color, preset, upload)
-        return controller.status(request.session_hash)[1]
+        await controller.set_background(browser_of(request), remove, kind, color, preset, upload)
+        return controller.status(browser_of(request))[1]
 
     async def refresh(seen_log: int, seen_chat: int, request: gr.Request):  # async: on the loop, like the rest
-        log_version, text = controller.status(request.session_hash)
-        chat_version, messages = controller.transcript(request.session_hash, seen_chat)
+        log_version, text = controller.status(browser_of(request))
+        chat_version, messages = controller.transcript(browser_of(request), seen_chat)
         log_out = (gr.skip(), gr.skip()) if log_version == seen_log else (text, log_version)
         chat_out = (gr.skip(), gr.skip()) if messages is None else (messages, chat_version)
         return *log_out, *chat_out
 
     async def load_choices(request: gr.Request):
-        avatars, voice_choices = await controller.choices(request.session_hash)
-        return (gr.update(choices=avatars, value=avatars[0][1] if avatars else None),
-                gr.update(choices=voice_choices, value=voice_choices[0][1] if voice_choices else None))
+        choices = await controller.choices(browser_of(request))
+        return (gr.update(choices=choices.avatars, value=choices.default_avatar),
+                gr.update(choices=choices.voices, value=choices.default_voice))
 
     @user_errors
     async def close_leaked(request: gr.Request):
-        await controller.close_leaked_upstream(request.session_hash)
-        return controller.status(request.session_hash)[1]
+        await controller.close_leaked_upstream(browser_of(request))
+        return controller.status(browser_of(request))[1]
 
     async def status_log(request: gr.Request) -> str:
         """The status log as text (read-only), for scripts."""
-        return controller.status(request.session_hash)[1]
+        return controller.status(browser_of(request))[1]
 
     async def unload(request: gr.Request):
-        await controller.unload(request.session_hash)
+        await controller.unload(browser_of(request))
 
     with gr.Blocks(title="Streaming Avatar", theme=gr.themes.Soft()) as demo:
         gr.Markdown("# Streaming Avatar\n" + DESCRIPTION)
@@ -132,23 +143,24 @@ def build_app(settings: Settings, ice: IceConfiguration) -> tuple[gr.Blocks, Con
         log_version = gr.State(-1)
         chat_version = gr.State(-2)
         with gr.Row(equal_height=True):
-            # with HeyGen the lists come from its API when the page loads (load_choices)
-            avatar_id = gr.Dropdown([] if heygen else [(look.label, look.look_id) for look in LOOKS.values()],
-                                    value=None if heygen else "ava", label="Avatar ID", allow_custom_value=True,
-                                    scale=2)
-            voice_id = gr.Dropdown([] if heygen else voices.choices(), value=None if heygen else voices.default_id,
-                                   label="Voice ID", allow_custom_value=True, scale=2)
+            # lists from upstream are filled when the page loads (load_choices)
+            avatar_id = gr.Dropdown(initial.avatars, value=initial.default_avatar, label="Avatar ID",
+                                    allow_custom_value=True, scale=2)
+            voice_id = gr.Dropdown(initial.voices, value=initial.default_voice, label="Voice ID",
+                                   allow_custom_value=True, scale=2)
             quality = gr.Dropdown([(f"{q} ({w}x{h})", q) for q, (w, h) in QUALITY_SIZES.items()],
                                   value=settings.default_quality, label="Quality", scale=2)
             new_btn = gr.Button("New", variant="primary", elem_id="new-btn", scale=1, min_width=90)
             start_btn = gr.Button("Start", elem_id="start-btn", scale=1, min_width=90)
             close_btn = gr.Button("Close", variant="stop", elem_id="close-btn", scale=1, min_width=90)
-        leaked_btn = gr.Button("Close my open HeyGen sessions", size="sm", visible=heygen, elem_id="leaked-btn")
+        leaked_btn = gr.Button(f"Close my open {service.label} sessions", size="sm",
+                               visible=capabilities.upstream_sessions, elem_id="leaked-btn")
         with gr.Row(equal_height=True):
             message = gr.Textbox(label="Message", placeholder="Type what the avatar should say, or a question",
                                  max_length=1000, scale=4, elem_id="message")
-            answer_with = gr.Radio([("Our LLM", "llm"), ("HeyGen's LLM", "heygen")], value="llm",
-                                   label="Answers from", visible=heygen, scale=1)
+            own_llm = [(capabilities.own_llm, service.name)] if capabilities.own_llm else []
+            answer_with = gr.Radio([("Our LLM", OUR_LLM), *own_llm],
+                                   value=OUR_LLM, label="Answers from", visible=bool(capabilities.own_llm), scale=1)
             repeat_btn = gr.Button("Repeat", elem_id="repeat-btn", scale=1, min_width=90)
             talk_btn = gr.Button("Talk", variant="primary", elem_id="talk-btn", scale=1, min_width=90)
             interrupt_btn = gr.Button("Interrupt", elem_id="interrupt-btn", scale=1, min_width=90)
@@ -180,16 +192,18 @@ def build_app(settings: Settings, ice: IceConfiguration) -> tuple[gr.Blocks, Con
         talk_btn.click(talk, [message, answer_with], status, api_name="talk", queue=False)
         interrupt_btn.click(interrupt, None, status, api_name="interrupt", queue=False)
         close_btn.click(close_session, None, [session_id, status], api_name="close_session")
-        leaked_btn.click(close_leaked, None, status, api_name="close_leaked_heygen_sessions")
+        if capabilities.upstream_sessions:
+            leaked_btn.click(close_leaked, None, status, api_name=f"close_leaked_{service.name}_sessions")
         bg_inputs = [remove_bg, bg_kind, bg_color, bg_preset, bg_upload]
         gr.on([remove_bg.change, bg_kind.change, bg_color.change, bg_preset.change, bg_upload.upload],
               set_background, bg_inputs, status, api_name="set_background", trigger_mode="always_last")
 
         # both streams start only when start_stream succeeded, and read the same session's clock
         stream_limit = settings.max_sessions * 2
-        video_frames = partial(streams.video_frames, sessions, streams.peer_closer(video, sessions))
-        audio_chunks = partial(streams.audio_chunks, sessions, streams.peer_closer(audio, sessions))
-        video.stream(streams.StableVideoHandler(video_frames, fps=FPS), inputs=[session_id],
+        runtime = lambda: sessions.runtime  # noqa: E731 - set at start-up, used when a stream ends
+        video_frames = partial(streams.video_frames, sessions.stream_source, peer_closer(video, runtime))
+        audio_chunks = partial(streams.audio_chunks, sessions.stream_source, peer_closer(audio, runtime))
+        video.stream(StableVideoHandler(video_frames, fps=FPS), inputs=[session_id],  # type: ignore[arg-type]
                      outputs=[video], trigger=started.success, concurrency_limit=stream_limit, time_limit=None)
         audio.stream(audio_chunks, inputs=[session_id], outputs=[audio],
                      trigger=started.success, concurrency_limit=stream_limit, time_limit=None)
@@ -200,7 +214,7 @@ def build_app(settings: Settings, ice: IceConfiguration) -> tuple[gr.Blocks, Con
         timer.tick(refresh, [log_version, chat_version], refreshed, show_progress="hidden", api_name=False,
                    queue=False)
         demo.load(refresh, [log_version, chat_version], refreshed, api_name=False)
-        if heygen:
+        if capabilities.upstream_lists:
             demo.load(load_choices, None, [avatar_id, voice_id], api_name=False)
         demo.unload(unload)
         gr.api(status_log, api_name="status")
@@ -210,19 +224,29 @@ def build_app(settings: Settings, ice: IceConfiguration) -> tuple[gr.Blocks, Con
     return demo, controller
 
 
-def close_everything(controller: Controller, reason: str) -> None:
+def lifespan(sessions: SessionManager, max_sessions: int) -> Callable[[Any], Any]:
+    """Gradio's server start-up, on its event loop: the runtime is set up once, here."""
+
+    @asynccontextmanager
+    async def run(_app: Any) -> AsyncIterator[None]:
+        sessions.start(Runtime.on_running_loop(max_sessions))
+        yield
+
+    return run
+
+
+def close_everything(sessions: SessionManager, service: AvatarService, reason: str) -> None:
     """Close every session, then the provider, on the server's event loop (they own tasks there)."""
-    loop = controller.sessions.loop
-    if loop is None:
+    if not sessions.started:
         return
 
     async def close() -> None:
-        await controller.sessions.close_all(reason)
-        await controller.providers.close()
+        await sessions.close_all(reason)
+        await service.aclose()
+        await sessions.runtime.tasks.cancel_all()
 
-    future = asyncio.run_coroutine_threadsafe(close(), loop)
     try:
-        future.result(timeout=45)  # longer than a HeyGen call may take, so stop calls finish
+        sessions.runtime.run_from_thread(close(), timeout_s=45)  # longer than a HeyGen call may take
     except Exception:
         log.exception("closing sessions at shutdown failed")
 
@@ -240,16 +264,16 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"Cannot start: {exc}", file=sys.stderr)
         return 2
-    warm = threading.Thread(target=warm_up, args=("ava", default_catalog().default_id, settings.default_quality),
-                            daemon=True)
-    if settings.avatar_provider == "local":
-        warm.start()
+    service = service_for(settings)
+    warm = threading.Thread(target=service.warm_up, daemon=True)
+    warm.start()
     ice = IceConfiguration(settings)
     ice.start()
-    demo, controller = build_app(settings, ice)
+    demo, controller = build_app(settings, ice, service)
     share = args.share or settings.share
     demo.launch(server_name=settings.gradio_server_name, server_port=settings.gradio_server_port,
-                share=share, max_file_size=backgrounds.UPLOAD_MAX_BYTES, prevent_thread_lock=True)
+                share=share, max_file_size=backgrounds.UPLOAD_MAX_BYTES, prevent_thread_lock=True,
+                app_kwargs={"lifespan": lifespan(controller.sessions, settings.max_sessions)})
     if share and not demo.share_url and not demo.space_id:  # on a Space, Gradio says why itself
         log.warning("No public share link: it could not be created (Gradio's share service cannot be "
                     "reached from here). Serving locally only, at %s", demo.local_url)
@@ -266,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     log.info("shutting down: closing %d session(s)", len(controller.sessions))
-    close_everything(controller, "the server is shutting down")
+    close_everything(controller.sessions, service, "the server is shutting down")
     ice.stop()
     demo.close()
     time.sleep(0.2)

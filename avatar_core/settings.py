@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .providers.base import Quality
+
 
 class SettingsError(Exception):
     """A setting is invalid; the message names it and says what is allowed."""
@@ -48,7 +50,7 @@ class Settings(BaseSettings):
     llm_max_history: int = Field(10, ge=0, le=100, description="Earlier exchanges sent with each Talk.")
     llm_timeout_s: float = Field(30.0, gt=0, le=300, description="Seconds to wait for the LLM.")
     share: bool = Field(False, description="Ask Gradio for a public share link (same as `--share`).")
-    default_quality: Literal["low", "medium", "high"] = Field(
+    default_quality: Quality = Field(
         "low", description="Quality selected when the page opens."
     )
     video_delay_ms: int = Field(

@@ -1,4 +1,4 @@
-"""What Gradio's queue adds to a click (python bench/api_roundtrip.py [calls]): the
+"""What Gradio's queue adds to a click (python -m bench.api_roundtrip [calls]): the
 same read-only endpoint (`status`) called through the queue (join, then the result over
 server-sent events, as queued events are) and directly (POST /gradio_api/run/...,
 as the page sends events wired with queue=False: Repeat, Talk, Interrupt, the refresh).
@@ -12,13 +12,11 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from gradio_client import Client
+
+from tests.support.app_process import AppProcess
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from gradio_client import Client  # noqa: E402
-
-from app_process import AppProcess  # noqa: E402
 
 
 def timed(call, calls: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Capacity (python bench/capacity.py [max sessions] [seconds]): how many offline-avatar
+"""Capacity (python -m bench.capacity [max sessions] [seconds]): how many offline-avatar
 sessions this machine keeps at >= 24 fps each, keying on, every avatar talking.
 
 Sessions are added in steps; at each step every session gets a Repeat and the
@@ -23,13 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.stream import cpu_seconds
+from tests.support.app_process import AppProcess
+from tests.support.webrtc_viewer import Viewer
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from stream import cpu_seconds  # noqa: E402 - bench/stream.py
-
-from app_process import AppProcess  # noqa: E402
-from webrtc_viewer import Viewer  # noqa: E402
 
 STEPS = (1, 2, 4, 6, 8, 10, 12, 14, 16)
 TEXT = "Hello there, nice to meet you. I am the offline avatar, and I am talking while you count my frames."

@@ -1,4 +1,4 @@
-"""Keying speed, ms per frame, side by side in one run (python bench/keying.py).
+"""Keying speed, ms per frame, side by side in one run (python -m bench.keying).
 
 Frames are the offline avatar on its green screen, scaled to each size. Rows:
 - plain frame copy (np.copyto): the floor;
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,11 +22,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from avatar_core.media.keying import remove_green, warm_up
+from avatar_core.providers.local.face import FaceRenderer, Pose
 
-from avatar_core.face import FaceRenderer, Pose  # noqa: E402
-from avatar_core.keying import remove_green, warm_up  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SIZES = [(512, 512), (640, 360), (1280, 720), (1920, 1080)]
 

@@ -1,4 +1,4 @@
-"""Memory of the app process (python bench/memory.py [cycles]): RSS per streaming
+"""Memory of the app process (python -m bench.memory [cycles]): RSS per streaming
 session, and RSS growth over many New -> Start (a viewer connects) -> Close cycles.
 Target: growth <= 5 MB over 100 cycles. The first WARM_UP_CYCLES cycles are shown
 apart: thread pools, allocator arenas and caches grow to their working size there."""
@@ -9,11 +9,10 @@ import asyncio
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from tests.support.app_process import AppProcess
+from tests.support.webrtc_viewer import Viewer
 
-from app_process import AppProcess  # noqa: E402
-from webrtc_viewer import Viewer  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 WARM_UP_CYCLES = 25
 

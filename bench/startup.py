@@ -1,4 +1,4 @@
-"""Start-up time (python bench/startup.py [runs]): `python app.py` to the page being
+"""Start-up time (python -m bench.startup [runs]): `python app.py` to the page being
 served (HTTP 200 at /), and to the background warm-up being done (key compiled,
 sprites drawn, voices loaded: the first New and Repeat are then quick). "Cold" runs
 use an empty numba cache, as on a fresh clone; "warm" runs reuse the cache."""
@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from tests.support.app_process import AppProcess
 
-from app_process import AppProcess  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def one_run(env: dict[str, str]) -> tuple[float, float]:

@@ -1,5 +1,5 @@
 """Stream quality, latency and cost at a headless WebRTC client on loopback
-(python bench/stream.py [seconds]): the real app in its own process, the aiortc
+(python -m bench.stream [seconds]): the real app in its own process, the aiortc
 viewer from tests/, keying on. One run per quality, 60 s by default, with a Repeat
 every 3 s (20 tries in 60 s) so quality is measured while the avatar talks.
 
@@ -24,12 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from tests.support.app_process import AppProcess
+from tests.support.heygen_local_process import API_KEY, LocalHeyGenProcess
+from tests.support.webrtc_viewer import Received, Viewer
 
-from app_process import AppProcess  # noqa: E402
-from heygen_local_process import API_KEY, LocalHeyGenProcess  # noqa: E402
-from webrtc_viewer import Received, Viewer  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 PHRASE = "Hello there, nice to meet you."  # about 1.5 s of speech
 EVERY_S = 3.0

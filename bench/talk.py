@@ -1,4 +1,4 @@
-"""Talk latency on loopback (python bench/talk.py [tries]): the app, an
+"""Talk latency on loopback (python -m bench.talk [tries]): the app, an
 OpenAI-compatible server streaming real server-sent events, and a headless WebRTC
 viewer. The server "thinks" 300 ms, then streams a first sentence and, 10 ms later,
 the start of the next one (which is what completes the first sentence for any
@@ -15,13 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.support.app_process import AppProcess
+from tests.support.openai_process import OpenAIServerProcess
+from tests.support.webrtc_viewer import Viewer
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from openai_process import OpenAIServerProcess  # noqa: E402
-
-from app_process import AppProcess  # noqa: E402
-from webrtc_viewer import Viewer  # noqa: E402
 
 CHUNKS = ["Hello there, ", "nice to meet you! ", "This", " is the rest of the answer."]
 

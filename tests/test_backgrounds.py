@@ -3,12 +3,10 @@ import asyncio
 import pytest
 from PIL import Image
 
-from avatar_core import backgrounds
-from avatar_core.backgrounds import BackgroundChoice, BackgroundError, load_upload, parse_color
-from avatar_core.controller import Controller
-from avatar_core.local_factory import create_local_avatar
-from avatar_core.session import UserError
-from avatar_core.sessions import SessionManager
+from avatar_core.errors import UserError
+from avatar_core.media import backgrounds
+from avatar_core.media.backgrounds import BackgroundChoice, BackgroundError, load_upload, parse_color
+from tests.support.controllers import started_controller
 
 
 @pytest.mark.parametrize(("text", "rgb"), [
@@ -46,7 +44,7 @@ def test_uploads_are_checked_for_type_bytes_and_pixels(tmp_path, monkeypatch):
 
 def test_background_choices_are_checked_even_without_a_session():
     async def body():
-        c = Controller(SessionManager(create_local_avatar, 2, 300))
+        c = started_controller()
         with pytest.raises(UserError, match="Unknown preset 'beach'"):
             await c.set_background("b", True, "preset", "#000000", "beach", None)
         with pytest.raises(UserError, match="Upload a picture first"):
@@ -66,7 +64,7 @@ def test_a_bad_upload_changes_nothing_in_the_session(tmp_path):
     (tmp_path / "bad.png").write_text("nope")
 
     async def body():
-        c = Controller(SessionManager(create_local_avatar, 2, 300))
+        c = started_controller()
         try:
             await c.new_session("b", "ava", "heart", "low")
             await c.set_background("b", True, "color", "#ff0000", "studio", None)
@@ -75,7 +73,7 @@ def test_a_bad_upload_changes_nothing_in_the_session(tmp_path):
                 await c.set_background("b", True, "upload", "#ff0000", "studio", str(tmp_path / "bad.png"))
             assert c.browser("b").background == before
             session = c.sessions.get(c.browser("b").session_id)
-            assert tuple(session.pipeline._background[0, 0]) == (0, 0, 255)  # still red (BGR)
+            assert tuple(session.clock._background[0, 0]) == (0, 0, 255)  # still red (BGR)
         finally:
             await c.sessions.close_all("done")
 

@@ -6,10 +6,10 @@ import re
 import time
 
 import pytest
-from chromium import expect, expect_status, new_and_start, playing, wait_for_corner
 
-from app_process import ROOT, AppProcess
-from heygen_local_process import API_KEY, LocalHeyGenProcess
+from tests.support.app_process import ROOT, AppProcess
+from tests.support.chromium import expect, expect_status, new_and_start, playing, wait_for_corner
+from tests.support.heygen_local_process import API_KEY, LocalHeyGenProcess
 
 pytestmark = pytest.mark.browser
 SCREENSHOT = ROOT / "assets" / "screenshot.png"
@@ -102,7 +102,7 @@ def test_closing_the_tab_stops_the_upstream_heygen_session(browser):
 
 
 def test_talk_fills_the_transcript(browser):
-    from openai_process import OpenAIServerProcess
+    from tests.support.openai_process import OpenAIServerProcess
 
     llm = OpenAIServerProcess()
     app = AppProcess({"OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": "test-key"}).wait_ready()

@@ -1,8 +1,16 @@
 import numpy as np
 import pytest
 
-from avatar_core.face import BLINK_LEVELS, LOOKS, MOUTH_LEVELS, QUALITY_SIZES, FaceRenderer, Pose, UnknownLookError
-from avatar_core.keying import remove_green
+from avatar_core.media.keying import remove_green
+from avatar_core.providers.local.face import (
+    BLINK_LEVELS,
+    LOOKS,
+    MOUTH_LEVELS,
+    QUALITY_SIZES,
+    FaceRenderer,
+    Pose,
+    UnknownLookError,
+)
 
 
 def changed_rows_cols(a: np.ndarray, b: np.ndarray):

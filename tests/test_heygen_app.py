@@ -11,12 +11,12 @@ import time
 import numpy as np
 import pytest
 from gradio_client.exceptions import AppError
-from test_stream_integration import corner_becomes, greenness, wait_until
 
-from app_process import AppProcess
-from avatar_core.heygen.client import HeyGenClient
-from heygen_local_process import API_KEY, LocalHeyGenProcess
-from webrtc_viewer import Viewer
+from avatar_core.providers.heygen.client import HeyGenClient
+from tests.support.app_process import AppProcess
+from tests.support.heygen_local_process import API_KEY, LocalHeyGenProcess
+from tests.support.webrtc_viewer import Viewer
+from tests.test_stream_integration import corner_becomes, greenness, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def no_fault(heygen):
     heygen.set_fault(None)
 
     async def close_leftovers() -> None:
-        cleaner = HeyGenClient(API_KEY, heygen.url)
+        cleaner = HeyGenClient(API_KEY, heygen.url, 15.0)
         try:
             await cleaner.close_sessions()
         finally:
@@ -113,7 +113,7 @@ def test_unknown_avatar_and_heygens_own_concurrency_limit(app, heygen):
     says so, and "Close my open HeyGen sessions" frees them without touching live ones."""
 
     async def leak(n: int) -> None:
-        outsider = HeyGenClient(API_KEY, heygen.url)
+        outsider = HeyGenClient(API_KEY, heygen.url, 15.0)
         try:
             for _ in range(n):
                 await outsider.new_session("low", "ava", "heart")
@@ -209,7 +209,7 @@ def test_keep_alive_holds_an_open_session_and_shutdown_stops_it():
 def test_heygen_closing_the_session_closes_ours_with_a_message(app, heygen):
     async def body():
         viewer = Viewer(app.url)
-        outsider = HeyGenClient(API_KEY, heygen.url)
+        outsider = HeyGenClient(API_KEY, heygen.url, 15.0)
         try:
             await viewer.acall("new_session", "ava", "heart", "low")
             await viewer.start()

@@ -12,11 +12,14 @@ import numpy as np
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
-from test_stream_integration import wait_until
 
-from avatar_core.heygen import errors
-from avatar_core.heygen.client import HeyGenClient
-from heygen_local_process import API_KEY, LocalHeyGenProcess
+from avatar_core.providers.base import Choices
+from avatar_core.providers.heygen import errors
+from avatar_core.providers.heygen.client import HeyGenClient
+from avatar_core.providers.heygen.service import HeyGenService
+from tests.support.controllers import started_controller
+from tests.support.heygen_local_process import API_KEY, LocalHeyGenProcess
+from tests.test_stream_integration import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,7 @@ def run(coro):
 
 
 def client(server, **kwargs) -> HeyGenClient:
-    return HeyGenClient(kwargs.pop("api_key", API_KEY), server.url, **kwargs)
+    return HeyGenClient(kwargs.pop("api_key", API_KEY), server.url, kwargs.pop("timeout_s", 15.0), **kwargs)
 
 
 def test_envelopes_lists_and_stop(server):
@@ -266,19 +269,21 @@ def test_media_dropped_and_ice_that_never_connects(server):
 
 
 def test_choices_for_the_dropdowns(server):
-    from avatar_core.providers import HeyGenProviders
 
     async def body():
-        good, bad = HeyGenProviders(client(server)), HeyGenProviders(client(server, api_key="wrong"))
+        good = HeyGenService(client(server), connect_timeout_s=15, keep_alive_s=30)
+        bad = started_controller(service=HeyGenService(client(server, api_key="wrong"), 15, 30))
         try:
-            avatars, voices, problem = await good.choices()
-            assert problem is None and ("ava", "ava") in [(i, i) for _, i in avatars]
-            assert "heart" in [i for _, i in voices]
-            assert await bad.choices() == ([], [], "Could not list HeyGen's avatars and voices: HeyGen refused "
-                                                   "the API key. Check HEYGEN_API_KEY on the server. You can still "
-                                                   "type IDs.")
+            choices = await good.choices()
+            assert ("ava", "ava") in [(i, i) for _, i in choices.avatars]
+            assert "heart" in [i for _, i in choices.voices]
+            assert await bad.choices("b") == Choices()  # the page still works: IDs can be typed
+            assert bad.status("b")[1].endswith("Could not list HeyGen's avatars and voices: HeyGen refused "
+                                               "the API key. Check HEYGEN_API_KEY on the server. You can still "
+                                               "type IDs.")
         finally:
-            await good.close()
-            await bad.close()
+            await good.aclose()
+            await bad.sessions.close_all("test over")
+            await bad.service.aclose()
 
     run(body())

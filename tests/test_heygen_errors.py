@@ -2,8 +2,8 @@
 
 import pytest
 
-from avatar_core.heygen import errors
-from avatar_core.heygen.errors import classify
+from avatar_core.providers.heygen import errors
+from avatar_core.providers.heygen.errors import classify
 
 
 @pytest.mark.parametrize(("status", "code", "message", "kind"), [

@@ -3,8 +3,8 @@ import itertools
 import numpy as np
 import pytest
 
-from avatar_core.face import KEY_GREEN_RGB
-from avatar_core.keying import SOFT_HIGH, SOFT_LOW, remove_green
+from avatar_core.media.keying import SOFT_HIGH, SOFT_LOW, remove_green
+from avatar_core.providers.local.face import KEY_GREEN_RGB
 
 RED_BG = (0, 0, 220)  # BGR
 
@@ -47,6 +47,23 @@ def test_green_spill_is_suppressed():
     out = key_pixels((140, 190, 180))[0]
     assert out[1] <= max(out[0], out[2])
     assert tuple(out[[0, 2]]) == (140, 180)
+
+
+@pytest.mark.parametrize("pixel, expected", [
+    ((140, 190, 180), (140, 180, 180)),  # green clamped to max(B, R), not to 0 (skin would turn magenta)
+    ((90, 105, 60), (90, 90, 60)),
+    ((120, 100, 110), (120, 100, 110)),  # no green cast: untouched
+])
+def test_spill_clamps_green_to_the_larger_other_channel(pixel, expected):
+    assert tuple(int(v) for v in key_pixels(pixel)[0]) == expected
+
+
+def test_soft_edge_blends_the_despilled_colour_exactly():
+    d = SOFT_LOW + 12  # alpha = (SOFT_HIGH - d) / (SOFT_HIGH - SOFT_LOW) = 0.75
+    alpha = (SOFT_HIGH - d) / (SOFT_HIGH - SOFT_LOW)
+    out = key_pixels((100, 120 + d, 120))[0]
+    expected = [round(fg * alpha + bg * (1 - alpha) + 1e-9) for fg, bg in zip((100, 120, 120), RED_BG, strict=True)]
+    assert [int(v) for v in out] == expected  # green blends from max(B, R) = 120, not from its own 156
 
 
 def test_no_green_fringe_on_a_keyed_edge():

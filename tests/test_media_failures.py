@@ -1,5 +1,5 @@
 """When media goes wrong: a provider that fails mid-stream, streams bound to a
-session that is already closed, and fastrtc re-wrapping the video handler."""
+session that is already closed."""
 
 from __future__ import annotations
 
@@ -8,30 +8,32 @@ import asyncio
 import numpy as np
 from fastrtc.utils import Context, current_context
 
-from avatar_core import streams
-from avatar_core.controller import Controller
-from avatar_core.local_factory import create_local_avatar
-from avatar_core.media import SAMPLES_PER_TICK, MediaTick
-from avatar_core.session import SessionState
-from avatar_core.sessions import SessionManager
+from avatar_core.media import streams
+from avatar_core.media.format import SAMPLES_PER_TICK, MediaTick
+from avatar_core.providers.base import Avatar
+from avatar_core.providers.local.service import LocalService
+from avatar_core.session.session import SessionState
+from tests.support.controllers import started_controller
 
 
-class BreaksAfterTicks:
-    """A provider meeting the contract whose media source fails after a few ticks."""
+class BreaksAfterTicks(Avatar):
+    """An avatar meeting the contract whose media source fails after a few ticks."""
 
     def __init__(self, ticks: int) -> None:
-        self._ticks, self.on_event, self.description, self.closed = ticks, None, "breaks soon", False
+        self._ticks, self.closed = ticks, False
 
     @property
     def size(self) -> tuple[int, int]:
         return 64, 36
 
+    @property
+    def description(self) -> str:
+        return "breaks soon"
+
     def tick(self, index: int) -> MediaTick:
         if index >= self._ticks:
             raise RuntimeError("decoder gone")
         return MediaTick(np.zeros((36, 64, 3), np.uint8), np.zeros(SAMPLES_PER_TICK, np.float32), False)
-
-    async def start(self) -> None: ...
 
     async def speak(self, text: str) -> None: ...
 
@@ -43,13 +45,14 @@ class BreaksAfterTicks:
 
 def test_a_failing_provider_closes_its_session_and_frees_the_slot():
     async def body():
-        providers = []
+        providers: list[BreaksAfterTicks] = []
 
-        async def factory(*_):
-            providers.append(BreaksAfterTicks(5))
-            return providers[-1]
+        class Breaking(LocalService):
+            async def create(self, *_):
+                providers.append(BreaksAfterTicks(5))
+                return providers[-1]
 
-        c = Controller(SessionManager(factory, max_sessions=1, idle_timeout_s=300))
+        c = started_controller(max_sessions=1, service=Breaking())
         session = c.sessions.get(await c.new_session("b", "any", "any", "low"))
         await c.start("b")
         for _ in range(100):  # the teardown ends by freeing the slot
@@ -68,28 +71,18 @@ def test_a_failing_provider_closes_its_session_and_frees_the_slot():
 
 def test_streams_bound_to_a_closed_session_close_their_connection():
     async def body():
-        c = Controller(SessionManager(create_local_avatar, 2, 300))
+        c = started_controller()
         session_id = await c.new_session("b", "ava", "heart", "low")
         await c.close("b")
         closed: list[str] = []
         current_context.set(Context(webrtc_id="peer-1"))
-        video = streams.video_frames(c.sessions, closed.append, session_id)
+        video = streams.video_frames(c.sessions.stream_source, closed.append, session_id)
         frame = next(video)  # a frame, never a bare return (fastrtc would encode None)
         assert frame.shape == (360, 640, 3) and closed == ["peer-1"]
-        audio = streams.audio_chunks(c.sessions, closed.append, session_id)
+        audio = streams.audio_chunks(c.sessions.stream_source, closed.append, session_id)
         rate, chunk = next(audio)
         assert rate == 24_000 and not chunk.any() and closed == ["peer-1", "peer-1"]
         video.close()
         audio.close()
 
     asyncio.run(body())
-
-
-def test_the_video_handler_keeps_its_first_callable():
-    def frames(session_id):
-        yield from ()
-
-    handler = streams.StableVideoHandler(frames, fps=25)
-    for _ in range(2000):  # what fastrtc 0.0.34 does on every offer
-        handler.callable = lambda *a, inner=handler.callable: inner(*a)
-    assert handler.callable is frames and handler.fps == 25

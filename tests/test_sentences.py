@@ -1,6 +1,6 @@
 import pytest
 
-from avatar_core.sentences import SOFT_LIMIT, SentenceSplitter
+from avatar_core.talk.sentences import SOFT_LIMIT, SentenceSplitter
 
 CASES = [
     ("Hello there! How are you? Fine.", ["Hello there!", "How are you?", "Fine."]),

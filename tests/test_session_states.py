@@ -5,17 +5,18 @@ import asyncio
 
 import pytest
 
-from avatar_core.controller import Controller
-from avatar_core.local_factory import create_local_avatar
-from avatar_core.session import SessionState, UserError
-from avatar_core.sessions import SessionManager
+from avatar_core.errors import UserError
+from avatar_core.events import ViewerChanged
+from avatar_core.session.controller import Controller
+from avatar_core.session.session import SessionState
+from tests.support.controllers import started_controller
 
 ME, OTHER = "browser-1", "browser-2"
 
 
 def run(coro_fn, max_sessions=2, idle_timeout_s=300.0):
     async def main():
-        controller = Controller(SessionManager(create_local_avatar, max_sessions, idle_timeout_s))
+        controller = started_controller(max_sessions, idle_timeout_s)
         try:
             return await coro_fn(controller)
         finally:
@@ -28,10 +29,12 @@ async def new(c: Controller, key=ME, avatar="ava", voice="heart", quality="low")
     return await c.new_session(key, avatar, voice, quality)
 
 
-def attach_viewers(c: Controller, key=ME):
+async def attach_viewers(c: Controller, key=ME):
+    """What the two streams report when a browser's connections attach."""
     session = c.sessions.get(c.browser(key).session_id)
-    session.viewer_attached("video")
-    session.viewer_attached("audio")
+    session.events.emit(ViewerChanged("video", attached=True))
+    session.events.emit(ViewerChanged("audio", attached=True))
+    await asyncio.sleep(0.01)  # delivered on the loop
     return session
 
 
@@ -67,22 +70,22 @@ def test_full_lifecycle_and_repeated_clicks():
         assert session.state is SessionState.CONNECTING
         with pytest.raises(UserError, match="already started"):
             await c.start(ME)
-        attach_viewers(c)
+        await attach_viewers(c)
         assert session.state is SessionState.LIVE
         await asyncio.sleep(0)  # the streams report in through the loop
         await c.repeat(ME, "Hello there.")
         for _ in range(100):  # speech is synthesised off the loop and played by the clock
-            if session.provider.busy:
+            if session.avatar.busy:
                 break
             await asyncio.sleep(0.02)
-        assert session.provider.busy
+        assert session.avatar.busy
         with pytest.raises(UserError, match="Type a message for the avatar first"):
             await c.repeat(ME, "   ")
         with pytest.raises(UserError, match="limit is 1000"):
             await c.repeat(ME, "x" * 1001)
         await c.close(ME)
         assert session.state is SessionState.CLOSED and len(c.sessions) == 0
-        assert not session.pipeline.running
+        assert not session.clock.running
         with pytest.raises(UserError, match="no open session to close"):
             await c.close(ME)
         log = c.status(ME)[1]
@@ -120,6 +123,35 @@ def test_max_sessions_gives_a_busy_message_and_frees_on_close():
     run(body, max_sessions=1)
 
 
+def test_simultaneous_new_from_two_browsers_at_the_cap_makes_one_session():
+    async def body(c):
+        results = await asyncio.gather(new(c, ME), new(c, OTHER), return_exceptions=True)
+        assert sum(isinstance(r, str) for r in results) == 1  # the slot being created counts
+        assert [str(r) for r in results if isinstance(r, UserError)] == [
+            "The server is busy: all 1 avatar sessions are in use. Try again in a few minutes."]
+        assert len(c.sessions) == 1
+
+    run(body, max_sessions=1)
+
+
+def test_activity_keeps_an_idle_timeout_away():
+    async def body(c):
+        session = c.sessions.get(await new(c))
+        await c.start(ME)
+        await attach_viewers(c)
+        for _ in range(8):  # 2 s of clicks, twice the timeout: each one resets the timer
+            await c.set_background(ME, False, "color", "#000000", "studio", None)
+            await asyncio.sleep(0.25)
+            assert session.state is not SessionState.CLOSED
+        for _ in range(100):  # then nothing: closed within the timeout plus a reaper period
+            if session.state is SessionState.CLOSED:
+                break
+            await asyncio.sleep(0.05)
+        assert session.state is SessionState.CLOSED and "no activity for 1 s" in c.status(ME)[1]
+
+    run(body, idle_timeout_s=1.0)
+
+
 def test_idle_sessions_are_closed_by_the_reaper():
     async def body(c):
         session = c.sessions.get(await new(c))
@@ -138,7 +170,7 @@ def test_speech_queue_is_bounded():
     async def body(c):
         await new(c)
         await c.start(ME)
-        attach_viewers(c)
+        await attach_viewers(c)
         long_text = "This is a sentence the avatar takes a while to say. " * 18
         with pytest.raises(UserError, match="already waiting to be spoken"):
             for _ in range(10):
@@ -184,8 +216,8 @@ def test_close_is_idempotent_and_stops_the_clock():
     async def body(c):
         session = c.sessions.get(await new(c))
         await c.start(ME)
-        await asyncio.gather(session.close("a"), session.close("b"), c.sessions.close(session, "c"))
-        assert not session.pipeline.running
+        await asyncio.gather(session.close("a"), session.close("b"), session.close("c"))
+        assert not session.clock.running
         assert c.status(ME)[1].count("closed (") == 1
 
     run(body)

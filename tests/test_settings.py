@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
-from app_process import ROOT
 from avatar_core.settings import Settings, SettingsError, load_settings
+from tests.support.app_process import ROOT
 
 NAMES = [name.upper() for name in Settings.model_fields]
 
@@ -65,7 +65,7 @@ def test_app_refuses_to_start_with_an_invalid_setting():
 
 
 def test_llm_choice_from_settings(monkeypatch, tmp_path):
-    from avatar_core.llm import HF_DEFAULT_MODEL, HF_ROUTER_URL, OPENAI_DEFAULT_MODEL, llm_from
+    from avatar_core.talk.llm import HF_DEFAULT_MODEL, HF_ROUTER_URL, OPENAI_DEFAULT_MODEL, llm_from
 
     monkeypatch.chdir(tmp_path)
     for name in NAMES:

@@ -7,7 +7,7 @@ from importlib.metadata import version
 
 import httpx
 
-from app_process import ROOT, AppProcess, free_port
+from tests.support.app_process import ROOT, AppProcess, free_port
 
 
 def front_matter() -> dict[str, str]:

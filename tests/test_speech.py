@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from avatar_core.speech import SAMPLE_RATE, UnknownVoiceError, default_catalog, split_sentences
+from avatar_core.media.format import AUDIO_RATE as SAMPLE_RATE
+from avatar_core.providers.local.speech import UnknownVoiceError, default_catalog, split_sentences
 
 CATALOG = default_catalog()
 

@@ -15,8 +15,8 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from app_process import ROOT, AppProcess
-from webrtc_viewer import Viewer
+from tests.support.app_process import ROOT, AppProcess
+from tests.support.webrtc_viewer import Viewer
 
 METRICS = ROOT / "tests" / ".artifacts" / "stream-metrics.json"
 
@@ -188,7 +188,7 @@ def test_an_idle_session_is_closed_and_its_streams_end():
 
 
 def test_talk_and_interrupt_through_the_app():
-    from openai_process import OpenAIServerProcess
+    from tests.support.openai_process import OpenAIServerProcess
 
     llm = OpenAIServerProcess()
     app = AppProcess({"OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": "test-key"}).wait_ready()

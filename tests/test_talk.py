@@ -8,14 +8,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from openai_process import OpenAIServerProcess
 
-from app_process import free_port
-from avatar_core.controller import Controller, TalkSettings
-from avatar_core.llm import LLM, NOT_CONFIGURED
-from avatar_core.local_factory import create_local_avatar
-from avatar_core.session import UserError
-from avatar_core.sessions import SessionManager
+from avatar_core.errors import AvatarError, UserError
+from avatar_core.events import ViewerChanged
+from avatar_core.session.controller import TalkSettings
+from avatar_core.talk.llm import LLM, NOT_CONFIGURED
+from tests.support.app_process import free_port
+from tests.support.controllers import started_controller
+from tests.support.openai_process import OpenAIServerProcess
 
 ME = "browser"
 FIRST = "Hello there! "
@@ -32,12 +32,12 @@ def llm_server():
 def run(body, base_url: str | None, timeout_s: float = 10.0, with_llm: bool = True):
     async def main():
         llm = LLM("test-key", base_url, "stub-model", timeout_s) if with_llm else None
-        c = Controller(SessionManager(create_local_avatar, 2, 300), talk=TalkSettings(llm, "Be brief.", 5))
+        c = started_controller(talk=TalkSettings(llm, "Be brief.", 5))
         await c.new_session(ME, "ava", "heart", "low")
         await c.start(ME)
         session = c.sessions.get(c.browser(ME).session_id)
-        session.viewer_attached("video")
-        session.viewer_attached("audio")
+        session.events.emit(ViewerChanged("video", attached=True))
+        session.events.emit(ViewerChanged("audio", attached=True))
         try:
             return await body(c, session)
         finally:
@@ -61,7 +61,7 @@ def test_the_first_sentence_is_spoken_before_the_reply_ends(llm_server):
 
     async def body(c, session):
         talk = asyncio.ensure_future(c.talk(ME, "Who are you?"))
-        assert await until(lambda: session.provider.busy)  # speaking the first sentence...
+        assert await until(lambda: session.avatar.busy)  # speaking the first sentence...
         assert llm_server.state()["streaming"] == 1  # ...while the reply is still held open
         assert c.transcript(ME)[1][-1]["content"] == "Hello there!"
         llm_server.release()
@@ -94,10 +94,10 @@ def test_interrupt_stops_speech_and_the_request_and_the_next_talk_works(llm_serv
     async def body(c, session):
         hung_up = llm_server.state()["hung_up"]
         talk = asyncio.ensure_future(c.talk(ME, "Tell me a long story."))
-        assert await until(lambda: session.provider.busy)
+        assert await until(lambda: session.avatar.busy)
         await c.interrupt(ME)
         assert await talk == ""  # the Talk call ends quietly: it was interrupted, not failed
-        assert not session.provider.busy  # queued speech dropped at once
+        assert not session.avatar.busy  # queued speech dropped at once
         assert await until(lambda: llm_server.state()["hung_up"] == hung_up + 1)  # the request was cancelled
         assert c.transcript(ME)[1][-1]["content"].endswith("(interrupted)")
         llm_server.script(chunks=["Here I am again."])
@@ -116,7 +116,7 @@ def test_llm_failures_are_one_line_and_the_session_stays_usable(llm_server, erro
     llm_server.script(error=error)
 
     async def body(c, session):
-        with pytest.raises(UserError, match=message) as raised:
+        with pytest.raises(AvatarError, match=message) as raised:
             await c.talk(ME, "Hello?")
         assert "\n" not in str(raised.value) and "test-key" not in str(raised.value)
         llm_server.script(chunks=["Working again."])
@@ -128,7 +128,7 @@ def test_llm_failures_are_one_line_and_the_session_stays_usable(llm_server, erro
 
 def test_an_unreachable_llm_server():
     async def body(c, session):
-        with pytest.raises(UserError, match=r"Cannot reach the LLM server at http://127\.0\.0\.1"):
+        with pytest.raises(AvatarError, match=r"Cannot reach the LLM server at http://127\.0\.0\.1"):
             await c.talk(ME, "Hello?")
         await c.repeat(ME, "Repeat still works.")
 
@@ -150,7 +150,7 @@ def test_a_second_talk_while_answering_is_refused(llm_server):
 
     async def body(c, session):
         first = asyncio.ensure_future(c.talk(ME, "One"))
-        assert await until(lambda: session.conversation.busy and session.provider.busy)
+        assert await until(lambda: session.answering and session.avatar.busy)
         with pytest.raises(UserError, match="still answering"):
             await c.talk(ME, "Two")
         llm_server.release()
@@ -160,7 +160,7 @@ def test_a_second_talk_while_answering_is_refused(llm_server):
 
 
 def test_heygens_own_answer_lands_in_the_transcript_and_history():
-    from avatar_core.conversation import Conversation
+    from avatar_core.talk.conversation import Conversation
 
     conversation = Conversation("Be brief.", 5)
     conversation.asked_elsewhere("What are you?")
@@ -171,7 +171,7 @@ def test_heygens_own_answer_lands_in_the_transcript_and_history():
 
 
 def test_history_and_transcript_stay_bounded():
-    from avatar_core.conversation import MAX_TRANSCRIPT, Conversation
+    from avatar_core.talk.conversation import MAX_TRANSCRIPT, Conversation
 
     conversation = Conversation("Be brief.", 2)
     for i in range(MAX_TRANSCRIPT):

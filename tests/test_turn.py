@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from app_process import AppProcess, free_port
+from avatar_core.server.turn import IceConfiguration
 from avatar_core.settings import Settings, SettingsError, load_settings
-from avatar_core.turn import IceConfiguration
+from tests.support.app_process import AppProcess, free_port
 
 HF_TOKEN = "hf_test_token_not_secret_123"
 
@@ -164,7 +164,7 @@ SELECTED_PAIRS = """async () => {
 
 @pytest.fixture(scope="module")
 def turn_server():
-    from turn_server import TurnServer
+    from tests.support.turn_server import TurnServer
 
     server = TurnServer()
     yield server
@@ -178,7 +178,7 @@ def relay_app(turn_server, password: str) -> AppProcess:
 
 @pytest.mark.browser
 def test_relay_only_stream_plays_through_coturn(turn_server, browser):
-    from chromium import new_and_start, playing
+    from tests.support.chromium import new_and_start, playing
 
     app = relay_app(turn_server, turn_server.password)
     try:
@@ -201,7 +201,7 @@ def test_relay_only_stream_plays_through_coturn(turn_server, browser):
 
 @pytest.mark.browser
 def test_relay_only_with_a_wrong_password_says_what_to_do_in_the_page(turn_server, browser):
-    from chromium import expect_status
+    from tests.support.chromium import expect_status
 
     app = relay_app(turn_server, "not-the-password")
     try:

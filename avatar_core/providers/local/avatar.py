@@ -1,0 +1,92 @@
+"""The built-in offline avatar: a rendered face and offline speech, no key needed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ...errors import SpeechQueueFullError
+from ...events import EventSink, UpstreamMessage
+from ...media.audio_buffer import AudioBuffer
+from ...media.format import FPS, SAMPLES_PER_TICK, MediaTick
+from ...tasks import TaskOwner
+from ..base import Avatar, Quality
+from .face import FaceRenderer, get_look
+from .motion import IdleMotion, MouthFollower
+from .speech import Voice
+
+log = logging.getLogger(__name__)
+MAX_QUEUED_TEXTS = 3  # beyond this, speak() refuses instead of piling up audio
+
+
+class LocalAvatar(Avatar):
+    def __init__(self, look_id: str, voice: Voice, quality: Quality, events: EventSink) -> None:
+        self._look = get_look(look_id)
+        self._quality = quality
+        self._voice = voice
+        self._events = events
+        self._renderer = FaceRenderer(look_id, quality)
+        self._speech = AudioBuffer()
+        self._mouth = MouthFollower()
+        self._idle = IdleMotion(self._renderer.sprites.geometry.margin, FPS)
+        self._texts: asyncio.Queue[str] = asyncio.Queue()
+        self._tasks = TaskOwner("local-avatar")
+        self._worker: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._renderer.size
+
+    @property
+    def description(self) -> str:
+        w, h = self.size
+        return f"{self._look.label}, voice {self._voice.label}, {self._quality} {w}x{h}"
+
+    def tick(self, index: int) -> MediaTick:
+        audio, speaking = self._speech.pull(SAMPLES_PER_TICK)
+        pose = self._idle.pose(index, self._mouth.update(audio))
+        return MediaTick(self._renderer.render(pose), audio, speaking)
+
+    async def speak(self, text: str) -> None:
+        if self._closed:
+            raise RuntimeError("avatar is closed")
+        if self._texts.qsize() >= MAX_QUEUED_TEXTS:
+            raise SpeechQueueFullError(f"{MAX_QUEUED_TEXTS} messages are already waiting to be spoken. "
+                                       "Wait for the avatar to finish, then send more.")
+        self._texts.put_nowait(text)
+        if self._worker is None or self._worker.done():
+            self._worker = self._tasks.spawn(self._synthesize_queued(), "synthesis")
+
+    async def _synthesize_queued(self) -> None:
+        while not self._texts.empty():
+            text = self._texts.get_nowait()
+            try:
+                sentences = iter(self._voice.sentences(text))
+                # one sentence at a time off the event loop: speech starts after the first
+                while (audio := await asyncio.to_thread(next, sentences, None)) is not None:
+                    self._speech.push(audio)
+            except Exception as exc:  # one bad message must not silence the ones after it
+                log.exception("speech synthesis failed")
+                self._events.emit(UpstreamMessage(
+                    f"Error: the voice could not say that message ({type(exc).__name__})."))
+
+    @property
+    def busy(self) -> bool:
+        """Speaking, or text waiting to be spoken."""
+        pending = self._worker is not None and not self._worker.done()
+        return pending or self._speech.pending_samples > 0
+
+    async def interrupt(self) -> None:
+        """Silence now: queued text, synthesis in progress (its result is dropped) and audio."""
+        while not self._texts.empty():
+            self._texts.get_nowait()
+        await self._tasks.cancel(self._worker)
+        self._speech.clear()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.interrupt()
+        await self._tasks.cancel_all()

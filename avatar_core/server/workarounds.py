@@ -1,0 +1,106 @@
+"""Workarounds for the pinned Gradio and fastrtc, gathered in one place. Each names the
+version it works around; tests/test_workarounds.py fails when a pin moves, so each
+is checked again (and removed when the new version no longer needs it).
+
+1. Gradio 5.50.0: its queue keeps every finished event forever (forget_finished_events).
+2. fastrtc 0.0.34: re-wraps a shared video handler on every offer (StableVideoHandler).
+3. fastrtc 0.0.34: a receive stream that returns leaves the browser's connection open
+   and hands None to the encoder, so streams close their own peer (peer_closer).
+4. fastrtc 0.0.34 needs gradio < 6, whose deprecation warnings name parameters that
+   have no replacement yet (quiet_gradio_6_warnings).
+5. fastrtc 0.0.34 breaks receive mode when `rtc_configuration` is a callable: the ICE
+   configuration is one static dict (server/turn.py).
+
+## 1. Letting Gradio 5's queue forget events it has finished
+
+Gradio 5.50 keeps every queued event in `Queue.event_ids_to_events` (with its HTTP
+request, connection and payload), `event_analytics` and, as a finished task,
+`_asyncio_tasks`, for the life of the process:
+memory that grows with every click and never comes back (BENCHMARKS.md, Memory).
+Gradio fixed this in 6 (gradio-app/gradio#13756), but fastrtc 0.0.34 needs
+gradio < 6, so until then finished events are dropped here, as that fix does. An
+event whose result the page has not been sent yet (still in
+`pending_event_ids_session`, which Gradio empties itself as it sends) is dropped
+after a later event finishes. Still kept, as in Gradio 5: events whose page went away
+before their result was sent, and events cancelled before they ran (both rare). Gradio's
+`/stream/{event_id}` routes (for `connection="stream"` events, which this app does not
+use) would answer 500 instead of success for an event already dropped.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import gradio
+from fastrtc import VideoStreamHandler, WebRTC
+from gradio.queueing import Queue
+
+from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+WORKS_AROUND = {"gradio": "5.50.0", "fastrtc": "0.0.34"}  # the pins these are written for
+MAX_WATCHED = 1000  # finished events waiting for their result to be sent, watched at most
+PeerCloser = Callable[[str], None]
+
+
+def forget_finished_events() -> bool:
+    """Wrap Queue.process_events once; True when the wrap is in place."""
+    if not gradio.__version__.startswith("5."):
+        return False  # Gradio 6 cleans up itself
+    if getattr(Queue.process_events, "forgets_finished_events", False):
+        return True
+    process_events = Queue.process_events
+
+    @functools.wraps(process_events)
+    async def process_and_forget(self: Queue, events, *args, **kwargs):
+        try:
+            return await process_events(self, events, *args, **kwargs)
+        finally:  # on the event loop, like every other use of these dicts
+            # finished events not dropped yet: event id -> its page's session
+            finished: dict[str, str] = self.__dict__.setdefault("_finished_not_dropped", {})
+            for event in events:
+                self.event_analytics.pop(event._id, None)
+                finished[event._id] = event.session_hash or ""
+            for event_id, session_hash in list(finished.items()):
+                if event_id not in self.pending_event_ids_session.get(session_hash, ()):
+                    self.event_ids_to_events.pop(event_id, None)
+                    del finished[event_id]
+            while len(finished) > MAX_WATCHED:  # their pages went away: leave them, as Gradio 5 does
+                del finished[next(iter(finished))]
+            self._asyncio_tasks[:] = [task for task in self._asyncio_tasks if not task.done()]
+
+    process_and_forget.forgets_finished_events = True  # type: ignore[attr-defined]
+    Queue.process_events = process_and_forget  # type: ignore[method-assign]
+    return True
+
+
+class StableVideoHandler(VideoStreamHandler):
+    """fastrtc 0.0.34 wraps the shared handler's `callable` again on every offer, so
+    after about a thousand streams creating one overflows the stack. Keep the first."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "callable" and "callable" in self.__dict__:
+            return
+        super().__setattr__(name, value)
+
+
+def peer_closer(component: WebRTC, runtime: Callable[[], Runtime]) -> PeerCloser:
+    """Closes one of `component`'s server-side peer connections, from any thread
+    (fastrtc 0.0.34 keeps them in `component.pcs` and offers no way to end one)."""
+
+    def close(webrtc_id: str) -> None:
+        pc = component.pcs.get(webrtc_id)
+        if pc is not None:
+            rt = runtime()
+            rt.hand_over(lambda: rt.tasks.spawn(pc.close(), f"close-peer-{webrtc_id[:8]}"))
+
+    return close
+
+
+def quiet_gradio_6_warnings() -> None:
+    """fastrtc 0.0.34 needs gradio < 6, whose replacements for these parameters do not exist yet."""
+    warnings.filterwarnings("ignore", message=".*removed in Gradio 6.0", category=DeprecationWarning)

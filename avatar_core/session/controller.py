@@ -1,0 +1,252 @@
+"""What each button does, per browser, independent of Gradio.
+
+Every action either succeeds and logs what happened, or raises an AvatarError after
+logging its message, having changed nothing. `app.py` turns AvatarError into
+gr.Error, so the page shows it and "Use via API" callers get it as an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+from ..errors import AvatarError, UserError
+from ..media.backgrounds import BackgroundChoice, BackgroundError, load_upload, parse_color
+from ..providers.base import Choices, parse_quality
+from ..talk.conversation import Conversation, Message
+from ..talk.llm import LLM, NOT_CONFIGURED
+from .manager import SessionManager
+from .session import AvatarSession, SessionState
+from .status_log import StatusLog
+
+log = logging.getLogger(__name__)
+BROWSER_FORGET_S = 3600  # a browser with no session and no action for this long is forgotten
+OUR_LLM = "llm"  # Talk's "Answers from" value for our LLM; a provider's own is its name
+NO_SESSION_SIZE = (64, 36)  # a background chosen before New is only checked, at this size
+
+
+@dataclass
+class Browser:
+    log: StatusLog = field(default_factory=StatusLog)
+    session_id: str | None = None
+    creating: bool = False  # a New is in progress: a second one must not orphan it
+    background: BackgroundChoice = field(default_factory=BackgroundChoice)
+    last_seen: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class TalkSettings:
+    llm: LLM | None
+    system_prompt: str
+    max_history_turns: int
+
+
+class Controller:
+    def __init__(self, sessions: SessionManager, talk: TalkSettings) -> None:
+        self.sessions = sessions
+        self.service = sessions.service
+        self.talk_settings = talk
+        self._browsers: dict[str, Browser] = {}
+
+    # --- browsers ------------------------------------------------------------------------
+    def browser(self, key: str) -> Browser:
+        browser = self._browsers.get(key)
+        if browser is None:
+            self._forget_stale_browsers()
+            browser = self._browsers[key] = Browser()
+            browser.log.add("Welcome. Pick an avatar, a voice and a quality, then click New.")
+        browser.last_seen = time.monotonic()
+        return browser
+
+    def _forget_stale_browsers(self) -> None:
+        now = time.monotonic()
+        for key, b in list(self._browsers.items()):
+            if now - b.last_seen > BROWSER_FORGET_S and self.sessions.get(b.session_id) is None:
+                del self._browsers[key]
+
+    @contextmanager
+    def _reported(self, browser: Browser, action: str) -> Iterator[None]:
+        """The one place an action's failure becomes a line in the log and an AvatarError
+        for the page; anything unforeseen is logged in full on the server only."""
+        try:
+            yield
+        except AvatarError as exc:
+            browser.log.add(f"Error: {exc}")
+            raise
+        except Exception as exc:
+            log.exception("%s failed", action)
+            message = f"{action} failed ({type(exc).__name__}). Try again."
+            browser.log.add(f"Error: {message}")
+            raise AvatarError(message) from None
+
+    def _open_session(self, browser: Browser, action: str) -> AvatarSession:
+        session = self.sessions.get(browser.session_id)
+        if session is None or session.state is SessionState.CLOSED:
+            raise UserError(f"There is no open session to {action}. Click New first.")
+        return session
+
+    # --- actions -------------------------------------------------------------------------
+    async def new_session(self, key: str, avatar_id: str, voice_id: str, quality: str) -> str:
+        browser = self.browser(key)
+        with self._reported(browser, "New"):
+            current = self.sessions.get(browser.session_id)
+            if current is not None and current.state is not SessionState.CLOSED:
+                raise UserError(f"Session {current.short_id} is already open. Click Close before "
+                                "creating a new one.")
+            if browser.creating:
+                raise UserError("A session is already being created; wait for it.")
+            size = parse_quality(quality)
+            browser.log.add("Creating a new session... please wait")
+            browser.creating = True
+            try:
+                conversation = Conversation(self.talk_settings.system_prompt, self.talk_settings.max_history_turns)
+                session = await self.sessions.create(key, browser.log, avatar_id, voice_id, size, conversation)
+            finally:
+                browser.creating = False
+            if self._browsers.get(key) is not browser:  # the tab closed while it was being built
+                await session.close("the page was closed")
+                raise UserError("The page was closed.")
+        browser.session_id = session.id
+        await self._apply_background(browser, session)
+        browser.log.add(f"Session {session.short_id} created ({session.avatar.description}). "
+                        "Click Start to begin the stream.")
+        return session.id
+
+    async def start(self, key: str) -> str:
+        browser = self.browser(key)
+        with self._reported(browser, "Start"):
+            session = self._open_session(browser, "start")
+            await session.start()
+        return session.id
+
+    async def repeat(self, key: str, text: str) -> None:
+        browser = self.browser(key)
+        with self._reported(browser, "Repeat"):
+            session = self._open_session(browser, "speak in")
+            await session.speak(text or "")
+        browser.log.add(f"Repeat sent ({len(text.strip())} characters).")
+
+    async def talk(self, key: str, text: str, answer_with: str = OUR_LLM) -> str:
+        """Ask our LLM (or the provider's own, answer_with=its name); the avatar says the
+        reply sentence by sentence as it streams in. Returns what was said."""
+        browser = self.browser(key)
+        with self._reported(browser, "Talk"):
+            session = self._open_session(browser, "talk in")
+            if session.answering:
+                raise UserError("The avatar is still answering. Click Interrupt first, or wait.")
+            if answer_with != OUR_LLM:
+                if answer_with != self.service.name or not self.service.capabilities.own_llm:
+                    raise UserError(f"Unknown choice of LLM {answer_with[:40]!r}: this avatar answers with "
+                                    f"{self._llm_names()}.")
+                await session.answer_natively(await session.ready_to_speak(text))
+                browser.log.add(f"Talk sent to {self.service.capabilities.own_llm}; the answer is spoken "
+                                "as it comes.")
+                return ""
+            llm = self.talk_settings.llm
+            if llm is None:
+                raise UserError(NOT_CONFIGURED)
+            text = await session.ready_to_speak(text)
+            browser.log.add("Asking the LLM...")
+            try:
+                reply = await session.answer(llm, text)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # this request itself was cancelled (the reply is cancelled with the session)
+                browser.log.add("The answer was interrupted.")
+                return ""
+        browser.log.add(f"The LLM answered in {len(reply)} characters.")
+        return reply
+
+    def _llm_names(self) -> str:
+        own = self.service.capabilities.own_llm
+        return f"{OUR_LLM!r} or {self.service.name!r}" if own else f"{OUR_LLM!r} only"
+
+    async def interrupt(self, key: str) -> None:
+        browser = self.browser(key)
+        with self._reported(browser, "Interrupt"):
+            session = self._open_session(browser, "interrupt")
+            await session.interrupt()
+        browser.log.add("Interrupted: the avatar stopped speaking.")
+
+    def transcript(self, key: str, seen_version: int | None = None) -> tuple[int, list[Message] | None]:
+        """(version, messages); messages is None when `seen_version` is already current."""
+        session = self.sessions.get(self.browser(key).session_id)
+        if session is None:
+            return -1, None if seen_version == -1 else []
+        conversation = session.conversation
+        if conversation.version == seen_version:
+            return seen_version, None
+        return conversation.version, [dict(m) for m in conversation.transcript]
+
+    async def close(self, key: str, reason: str = "closed by you") -> None:
+        browser = self.browser(key)
+        with self._reported(browser, "Close"):
+            session = self._open_session(browser, "close")
+            browser.log.add("Closing the session... please wait")
+            await session.close(reason)
+
+    async def set_background(self, key: str, remove: bool, kind: str, color: str, preset: str,
+                             upload_path: str | None) -> str:
+        browser = self.browser(key)
+        with self._reported(browser, "Background"):
+            choice = replace(browser.background, remove=bool(remove), kind=kind)
+            if kind == "color":
+                choice = replace(choice, color=parse_color(color))
+            elif kind == "preset":
+                choice = replace(choice, preset=preset)
+            elif kind == "upload":
+                if upload_path:
+                    choice = replace(choice, upload=await asyncio.to_thread(load_upload, upload_path))
+            else:
+                raise BackgroundError(f"Unknown background kind {kind!r}; use color, preset or upload.")
+            session = self.sessions.get(browser.session_id)
+            live = session if session is not None and session.state is not SessionState.CLOSED else None
+            width, height = live.clock.size if live is not None else NO_SESSION_SIZE
+            frame = await asyncio.to_thread(choice.render, width, height)
+            if live is not None:
+                live.set_background(frame)
+        browser.background = choice
+        browser.log.add(choice.describe())
+        return choice.describe()
+
+    async def _apply_background(self, browser: Browser, session: AvatarSession) -> None:
+        width, height = session.clock.size
+        try:
+            frame = await asyncio.to_thread(browser.background.render, width, height)
+        except BackgroundError as exc:
+            browser.log.add(f"Background left as green screen: {exc}")
+            return
+        session.set_background(frame)
+
+    async def choices(self, key: str) -> Choices:
+        """Avatar and voice IDs to offer; a listing problem goes to the log, not an error."""
+        try:
+            return await self.service.choices()
+        except AvatarError as exc:
+            self.browser(key).log.add(f"Could not list {self.service.label}'s avatars and voices: {exc} "
+                                      "You can still type IDs.")
+            return Choices()
+
+    async def close_leaked_upstream(self, key: str) -> int:
+        """Stop upstream sessions under our key that no live session here owns."""
+        browser = self.browser(key)
+        with self._reported(browser, "Closing leftover sessions"):
+            live = frozenset(s.avatar.upstream_id for s in self.sessions.all() if s.avatar.upstream_id)
+            closed = await self.service.close_leftovers(live)
+        browser.log.add(f"Closed {closed} leftover {self.service.label} session(s) under this key.")
+        return closed
+
+    async def unload(self, key: str) -> None:
+        """The tab was closed: close its session and forget the browser."""
+        browser = self._browsers.pop(key, None)
+        if browser is not None:
+            await self.sessions.close_owner(key, "the page was closed")
+
+    def status(self, key: str) -> tuple[int, str]:
+        browser = self.browser(key)
+        return browser.log.version, browser.log.text()

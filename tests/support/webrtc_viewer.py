@@ -1,0 +1,169 @@
+"""A headless viewer that does what the page's two WebRTC components do, with aiortc:
+call the app's API with gradio_client, post an SDP offer to the component's `offer`
+endpoint, then fire the component's `tick` event so the server binds the stream to
+this browser session's inputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from avatar_core.providers.local.face import QUALITY_SIZES, face_sprites
+
+
+@dataclass
+class Received:
+    """What one track delivered: arrival times and per-frame measurements."""
+
+    times: list[float] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)  # video: mouth darkness; audio: RMS
+    size: tuple[int, int] | None = None
+    last_frame: np.ndarray | None = None
+
+    def fps(self, since: float = 0.0) -> float:
+        t = [x for x in self.times if x >= since]
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 else 0.0
+
+    def gaps_ms(self, since: float = 0.0) -> np.ndarray:
+        return np.diff([x for x in self.times if x >= since]) * 1000
+
+    def first_time(self, predicate, since: float) -> float | None:
+        for t, v in zip(self.times, self.values, strict=False):
+            if t >= since and predicate(v):
+                return t
+        return None
+
+    def max_value(self, since: float, until: float = float("inf")) -> float:
+        vals = [v for t, v in zip(self.times, self.values, strict=False) if since <= t <= until]
+        return max(vals) if vals else 0.0
+
+
+def mouth_darkness(frame: np.ndarray) -> float:
+    """Share of dark pixels where the mouth is (an open mouth is dark inside, closed lips are not)."""
+    h, w, _ = frame.shape
+    geometry = face_sprites("ava", next(q for q, size in QUALITY_SIZES.items() if size == (w, h))).geometry
+    rows, cols = geometry.roi("mouth")
+    m = geometry.margin  # the frame is the canvas less the margin, give or take the sway
+    roi = frame[rows.start - m : rows.stop - m, cols.start - m : cols.stop - m].astype(np.int32)
+    return float(np.mean(roi.sum(axis=2) < 200))
+
+
+class Viewer:
+    def __init__(self, url: str, analyse_video: bool = True) -> None:
+        self.url = url
+        self.analyse_video = analyse_video  # False: only count frames (cheaper, for many viewers)
+        self.api = Client(url, verbose=False)
+        config = self.api.config
+        self._ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
+        # events wired with queue=False: the page's client POSTs them to /run/<name> instead of the queue
+        self._http = httpx.Client()  # one kept-alive connection, as a browser has
+        self._unqueued = {d["api_name"] for d in config["dependencies"] if d.get("queue") is False}
+        self._tick = {d["targets"][0][0]: i for i, d in enumerate(config["dependencies"])
+                      if d["targets"] and d["targets"][0][1] == "tick" and d["targets"][0][0] is not None}
+        self.video = Received()
+        self.audio = Received()
+        self.pcs: list[RTCPeerConnection] = []
+        self._tasks: list[asyncio.Task] = []
+
+    def call(self, api_name: str, *args):
+        if api_name not in self._unqueued:
+            return self.api.predict(*args, api_name="/" + api_name)
+        reply = self._http.post(f"{self.url}/gradio_api/run/{api_name}", timeout=60,
+                                json={"data": list(args), "session_hash": self.api.session_hash})
+        if reply.status_code != 200:
+            error = reply.json().get("error") if "json" in reply.headers.get("content-type", "") else None
+            raise AppError(error or f"HTTP {reply.status_code}: {reply.text[:200]}")
+        data = reply.json()["data"]
+        return data[0] if len(data) == 1 else tuple(data)
+
+    async def acall(self, api_name: str, *args):
+        return await asyncio.to_thread(self.call, api_name, *args)
+
+    async def wait_for_log(self, *texts: str, timeout: float = 10) -> str:
+        """The status log once it holds every one of `texts` (or as it is at the timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = await self.acall("status")
+            if all(text in log for text in texts) or time.monotonic() > deadline:
+                return log
+            await asyncio.sleep(0.1)
+
+    async def start(self, timeout: float = 30) -> None:
+        """Click Start: the API call, then both components connect, as the page does."""
+        await self.acall("start_stream")
+        await asyncio.gather(self._connect("avatar-video", "video", timeout),
+                             self._connect("avatar-audio", "audio", timeout))
+
+    async def _connect(self, elem_id: str, kind: str, timeout: float) -> None:
+        pc = RTCPeerConnection()
+        self.pcs.append(pc)
+        pc.addTransceiver(kind, direction="recvonly")
+        pc.createDataChannel("text")
+        connected = asyncio.Event()
+
+        @pc.on("connectionstatechange")
+        def _() -> None:
+            if pc.connectionState == "connected":
+                connected.set()
+
+        @pc.on("track")
+        def _(track) -> None:
+            sink = self.video if kind == "video" else self.audio
+            self._tasks.append(asyncio.ensure_future(self._read(track, sink, kind)))
+
+        await pc.setLocalDescription(await pc.createOffer())
+        webrtc_id = uuid.uuid4().hex[:12]
+        body = {"component_id": self._ids[elem_id], "fn_name": "offer", "session_hash": self.api.session_hash,
+                "data": {"sdp": pc.localDescription.sdp, "type": "offer", "webrtc_id": webrtc_id}}
+        async with httpx.AsyncClient() as http:
+            answer = (await http.post(self.url + "/gradio_api/component_server/", json=body, timeout=30)).json()
+        if "sdp" not in answer:
+            raise RuntimeError(f"offer refused: {answer}")
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
+        await asyncio.wait_for(connected.wait(), timeout)
+        # the component's "tick" (fired by the page once connected) binds the stream's inputs
+        await asyncio.to_thread(self.api.predict, webrtc_id, fn_index=self._tick[self._ids[elem_id]])
+
+    async def _read(self, track, sink: Received, kind: str) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                now = time.monotonic()
+                if kind == "video" and not self.analyse_video:
+                    sink.size = (frame.width, frame.height)
+                    sink.values.append(0.0)
+                elif kind == "video":
+                    image = frame.to_ndarray(format="bgr24")
+                    sink.size = (frame.width, frame.height)
+                    sink.last_frame = image
+                    sink.values.append(mouth_darkness(image))
+                else:
+                    pcm = frame.to_ndarray().astype(np.float32) / 32768.0
+                    sink.values.append(float(np.sqrt(np.mean(pcm**2))))
+                sink.times.append(now)
+        except MediaStreamError:
+            pass
+
+    async def __aenter__(self) -> Viewer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        for pc in self.pcs:
+            await pc.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.to_thread(self.api.close)
+        self._http.close()
