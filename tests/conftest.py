@@ -1,5 +1,13 @@
 import pytest
 
+PROCESS_FIXTURES = {"browser", "llm_server"}  # fixtures that start a process: their tests are integration
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
 
 @pytest.fixture(scope="module")
 def browser():

@@ -11,7 +11,7 @@ from tests.support.app_process import ROOT, AppProcess
 from tests.support.chromium import expect, expect_status, new_and_start, playing, wait_for_corner
 from tests.support.heygen_local_process import API_KEY, LocalHeyGenProcess
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
 SCREENSHOT = ROOT / "assets" / "screenshot.png"
 
 

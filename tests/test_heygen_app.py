@@ -18,6 +18,8 @@ from tests.support.heygen_local_process import API_KEY, LocalHeyGenProcess
 from tests.support.webrtc_viewer import Viewer
 from tests.test_stream_integration import corner_becomes, greenness, wait_until
 
+pytestmark = pytest.mark.integration  # starts the app, a stand-in or a browser
+
 
 @pytest.fixture(scope="module")
 def heygen():

@@ -21,6 +21,8 @@ from tests.support.controllers import started_controller
 from tests.support.heygen_local_process import API_KEY, LocalHeyGenProcess
 from tests.test_stream_integration import wait_until
 
+pytestmark = pytest.mark.integration  # starts the app, a stand-in or a browser
+
 
 @pytest.fixture(scope="module")
 def server():

@@ -57,6 +57,7 @@ def test_invalid_settings_name_the_variable(monkeypatch, name, value):
         load_settings()
 
 
+@pytest.mark.integration
 def test_app_refuses_to_start_with_an_invalid_setting():
     env = {"PATH": "/usr/bin:/bin", "MAX_SESSIONS": "zero"}
     done = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from importlib.metadata import version
 
 import httpx
+import pytest
 
 from tests.support.app_process import ROOT, AppProcess, free_port
 
@@ -29,6 +30,7 @@ def test_space_front_matter_matches_the_installed_gradio():
     assert pinned["gradio"] == meta["sdk_version"]
 
 
+@pytest.mark.integration
 def test_share_without_the_share_service_keeps_serving_locally():
     dead_proxy = f"http://127.0.0.1:{free_port()}"  # every outside address is unreachable, as offline
     app = AppProcess({"SHARE": "1", "HTTPS_PROXY": dead_proxy, "HTTP_PROXY": dead_proxy, "ALL_PROXY": dead_proxy,

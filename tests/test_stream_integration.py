@@ -18,6 +18,8 @@ from PIL import Image
 from tests.support.app_process import ROOT, AppProcess
 from tests.support.webrtc_viewer import Viewer
 
+pytestmark = pytest.mark.integration  # starts the app, a stand-in or a browser
+
 METRICS = ROOT / "tests" / ".artifacts" / "stream-metrics.json"
 
 

@@ -110,6 +110,7 @@ def page_ice_servers(app: AppProcess) -> list[dict]:
     return [p["rtc_configuration"]["iceServers"][0] for p in props]
 
 
+@pytest.mark.integration
 def test_the_page_gets_renewed_credentials(credentials):
     app = AppProcess({"TURN_PROVIDER": "hf", "HF_TOKEN": HF_TOKEN, "TURN_CREDENTIALS_URL": credentials.url,
                       "TURN_TTL_S": "2"}).wait_ready()
@@ -125,6 +126,7 @@ def test_the_page_gets_renewed_credentials(credentials):
         app.stop()
 
 
+@pytest.mark.integration
 def test_an_unreachable_turn_provider_is_one_log_line_and_the_app_serves():
     closed_port = free_port()
     app = AppProcess({"TURN_PROVIDER": "hf", "HF_TOKEN": HF_TOKEN,
@@ -177,6 +179,7 @@ def relay_app(turn_server, password: str) -> AppProcess:
 
 
 @pytest.mark.browser
+@pytest.mark.integration
 def test_relay_only_stream_plays_through_coturn(turn_server, browser):
     from tests.support.chromium import new_and_start, playing
 
@@ -200,6 +203,7 @@ def test_relay_only_stream_plays_through_coturn(turn_server, browser):
 
 
 @pytest.mark.browser
+@pytest.mark.integration
 def test_relay_only_with_a_wrong_password_says_what_to_do_in_the_page(turn_server, browser):
     from tests.support.chromium import expect_status
 
