@@ -1,21 +1,51 @@
+import re
 import subprocess
 import sys
 
 import pytest
 
 from avatar_core.settings import Settings, SettingsError, load_settings
+from avatar_core.talk.llm import HF_DEFAULT_MODEL, OPENAI_DEFAULT_MODEL
 from tests.support.app_process import ROOT
 
 NAMES = [name.upper() for name in Settings.model_fields]
+
+
+def readme_defaults() -> dict[str, str]:
+    """The Default column of README.md's settings table, by variable."""
+    rows = re.findall(r"^\| `([A-Z0-9_]+)` \| ([^|]+) \|", (ROOT / "README.md").read_text(), re.MULTILINE)
+    return {name: cell.strip() for name, cell in rows}
+
+
+# Defaults the README describes in words: (the README's words, what the setting holds)
+DESCRIBED = {
+    "OPENAI_BASE_URL": ("OpenAI", None),
+    "TURN_CREDENTIALS_URL": ("the provider's", None),
+    "LLM_MODEL": (f"`{OPENAI_DEFAULT_MODEL}` (OpenAI), `{HF_DEFAULT_MODEL}` (HF router)", None),
+}
 
 
 def test_defaults_are_the_documented_ones(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # no .env
     for name in NAMES:
         monkeypatch.delenv(name, raising=False)
-    s = load_settings()
-    assert (s.max_sessions, s.session_idle_timeout_s, s.share, s.default_quality) == (6, 300, False, "low")
-    assert (s.gradio_server_name, s.gradio_server_port) == ("127.0.0.1", 7860)
+    settings, documented = load_settings(), readme_defaults()
+    assert sorted(documented) == sorted(NAMES)  # every setting has a row, and no row is stale
+    for name in NAMES:
+        value, cell = getattr(settings, name.lower()), documented[name]
+        if name in DESCRIBED:
+            assert (cell, value) == DESCRIBED[name], name
+        elif name == "SYSTEM_PROMPT":
+            assert cell == "a friendly demo avatar, one or two short spoken sentences"
+            assert "friendly demo avatar" in value and "one or two short" in value
+        elif value is None or value == "":
+            assert cell == "(none)", name
+        elif isinstance(value, bool):
+            assert cell == f"`{int(value)}`", name
+        elif isinstance(value, int | float):
+            assert cell == f"`{value:g}`", name
+        else:
+            assert cell == f"`{value}`", name
 
 
 def test_env_file_is_read(monkeypatch, tmp_path):

@@ -26,7 +26,7 @@ class LLMError(ProviderError):
 
 
 class LLM:
-    def __init__(self, api_key: str, base_url: str | None, model: str, timeout_s: float = 30.0) -> None:
+    def __init__(self, api_key: str, base_url: str | None, model: str, timeout_s: float) -> None:
         self.model, self.base_url = model, base_url
         self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0)
 
