@@ -170,7 +170,8 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
             with gr.Column(scale=3):
                 video = WebRTC(label="Avatar", mode="receive", modality="video", elem_id="avatar-video",
                                rtc_configuration=ice.rtc_configuration)
-                transcript = gr.Chatbot(type="messages", label="Transcript", height=260, elem_id="transcript")
+                transcript = gr.Chatbot(type="messages", label="Transcript", height=260, elem_id="transcript",
+                                    allow_tags=False)  # plain text: no HTML-like tags from an LLM
             with gr.Column(scale=1):
                 audio = WebRTC(label="Voice", mode="receive", modality="audio", elem_id="avatar-audio",
                                rtc_configuration=ice.rtc_configuration)

@@ -8,13 +8,11 @@ import re
 import typing
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from app import build_app
 from avatar_core.errors import UserError
 from avatar_core.events import EventSink, NativeReply, ViewerChanged
-from avatar_core.media.format import SAMPLES_PER_TICK, MediaTick
 from avatar_core.providers.base import Avatar, AvatarService, Capabilities, Choices, Quality
 from avatar_core.providers.local.service import LocalService
 from avatar_core.providers.registry import PROVIDERS
@@ -22,36 +20,20 @@ from avatar_core.server.turn import IceConfiguration
 from avatar_core.settings import Settings
 from avatar_core.talk.llm import NOT_CONFIGURED
 from tests.support.controllers import started_controller
+from tests.support.fake_avatars import BlankAvatar
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class EchoAvatar(Avatar):
+class EchoAvatar(BlankAvatar):
     """An avatar whose own LLM answers by echoing, through the event path."""
 
     def __init__(self, events: EventSink, upstream_id: str) -> None:
-        self._events, self.upstream_id, self.said = events, upstream_id, []
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return 64, 36
-
-    @property
-    def description(self) -> str:
-        return "echo"
-
-    def tick(self, index: int) -> MediaTick:
-        return MediaTick(np.zeros((36, 64, 3), np.uint8), np.zeros(SAMPLES_PER_TICK, np.float32), False)
-
-    async def speak(self, text: str) -> None:
-        self.said.append(text)
+        super().__init__(upstream_id)
+        self._events = events
 
     async def talk(self, text: str) -> None:
         self._events.emit(NativeReply(f"You asked: {text}"))
-
-    async def interrupt(self) -> None: ...
-
-    async def close(self) -> None: ...
 
 
 class EchoService(AvatarService):

@@ -5,42 +5,27 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
 from fastrtc.utils import Context, current_context
 
 from avatar_core.media import streams
-from avatar_core.media.format import SAMPLES_PER_TICK, MediaTick
-from avatar_core.providers.base import Avatar
+from avatar_core.media.format import MediaTick
 from avatar_core.providers.local.service import LocalService
 from avatar_core.session.session import SessionState
 from tests.support.controllers import started_controller
+from tests.support.fake_avatars import BlankAvatar
 
 
-class BreaksAfterTicks(Avatar):
-    """An avatar meeting the contract whose media source fails after a few ticks."""
+class BreaksAfterTicks(BlankAvatar):
+    """An avatar whose media source fails after a few ticks."""
 
     def __init__(self, ticks: int) -> None:
-        self._ticks, self.closed = ticks, False
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return 64, 36
-
-    @property
-    def description(self) -> str:
-        return "breaks soon"
+        super().__init__()
+        self._ticks = ticks
 
     def tick(self, index: int) -> MediaTick:
         if index >= self._ticks:
             raise RuntimeError("decoder gone")
-        return MediaTick(np.zeros((36, 64, 3), np.uint8), np.zeros(SAMPLES_PER_TICK, np.float32), False)
-
-    async def speak(self, text: str) -> None: ...
-
-    async def interrupt(self) -> None: ...
-
-    async def close(self) -> None:
-        self.closed = True
+        return super().tick(index)
 
 
 def test_a_failing_provider_closes_its_session_and_frees_the_slot():
