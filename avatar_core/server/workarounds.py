@@ -104,3 +104,4 @@ def peer_closer(component: WebRTC, runtime: Callable[[], Runtime]) -> PeerCloser
 def quiet_gradio_6_warnings() -> None:
     """fastrtc 0.0.34 needs gradio < 6, whose replacements for these parameters do not exist yet."""
     warnings.filterwarnings("ignore", message=".*removed in Gradio 6.0", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message="The default value of 'allow_tags'", category=DeprecationWarning)
