@@ -51,6 +51,7 @@ class V1WebRTCMedia:
         self._on_message, self._events = on_message, events  # on_message: HeyGen's data channel, on the loop
         self._frames: deque[tuple[float, np.ndarray]] = deque(maxlen=FRAME_HISTORY)
         self._latest_at = time.monotonic()
+        self._connected = False  # until then, connect() itself reports what went wrong
         self._tasks = TaskOwner("heygen-media")
         self.pc: RTCPeerConnection | None = None
 
@@ -89,6 +90,7 @@ class V1WebRTCMedia:
             raise MediaError(f"HeyGen's media did not connect within {self._connect_timeout_s:.0f} s. A firewall, VPN "
                              "or missing TURN relay can block WebRTC; check the network.")
         self._latest_at = time.monotonic()
+        self._connected = True
 
     def frame_from(self, seconds_ago: float) -> np.ndarray | None:
         """The newest frame that arrived at least `seconds_ago` (else the oldest kept)."""
@@ -109,7 +111,8 @@ class V1WebRTCMedia:
                 self._on_message(event)
 
     def _lost(self, error: MediaError) -> None:
-        self._events.emit(MediaFailed(error))
+        if self._connected:
+            self._events.emit(MediaFailed(error))
 
     async def _read_video(self, track: MediaStreamTrack) -> None:
         try:
