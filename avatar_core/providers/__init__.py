@@ -1,0 +1,1 @@
+"""Where the avatar comes from: the contract (base.py), the registry, one folder per provider."""

@@ -1,0 +1,1 @@
+"""The process around the sessions: runtime (loop, threads), TURN, memory, Gradio/fastrtc workarounds."""
