@@ -8,8 +8,9 @@ import time
 import pytest
 
 from tests.support.app_process import ROOT, AppProcess
-from tests.support.chromium import expect, expect_status, new_and_start, playing, wait_for_corner
+from tests.support.chromium import expect, expect_status, new_and_start, playing, status_mark, wait_for_corner
 from tests.support.heygen_local_process import API_KEY, LocalHeyGenProcess
+from tests.support.log_lines import server_closed, session_closed, session_created
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 SCREENSHOT = ROOT / "assets" / "screenshot.png"
@@ -25,8 +26,10 @@ def app():
 def test_new_start_repeat_background_close(app, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(app.url)
+    mark = status_mark(page)
     page.click("#new-btn")
-    expect_status(page, "created", 30_000)
+    expect_status(page, session_created(), 30_000, after=mark)
+    mark = status_mark(page)
     page.click("#start-btn")
     page.wait_for_function("""() => { const v = document.querySelector('#avatar-video video');
         return v && v.videoWidth > 0; }""", timeout=30_000)
@@ -34,35 +37,40 @@ def test_new_start_repeat_background_close(app, browser):
     assert before["width"] == 640 and after["time"] > before["time"] and not after["paused"]
     before, after = playing(page, "#avatar-audio audio")
     assert after["time"] > before["time"] and not after["paused"]
-    expect_status(page, "Stream connected", 10_000)
+    expect_status(page, "Stream connected: video and audio are playing.", 10_000, after=mark)
 
+    mark = status_mark(page)
     page.check("#remove-bg input")
-    expect_status(page, "replaced by colour #1e293b", 10_000)
+    expect_status(page, "replaced by colour #1e293b", 10_000, after=mark)
     wait_for_corner(page, (30, 41, 59))
 
     page.fill("#message textarea", "Hello! I am streamed from the server, and my green screen is gone.")
+    mark = status_mark(page)
     page.click("#repeat-btn")
-    expect_status(page, "Avatar started speaking", 10_000)
-    time.sleep(0.8)
+    expect_status(page, "Avatar started speaking.", 10_000, after=mark)
+    time.sleep(0.8)  # mid-sentence for the README's screenshot (not a measurement)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
-    expect_status(page, "Avatar finished speaking", 20_000)
+    expect_status(page, "Avatar finished speaking.", 20_000, after=mark)
 
+    mark = status_mark(page)
     page.click("#close-btn")
-    expect_status(page, "closed (closed by you)", 10_000)
+    expect_status(page, session_closed("closed by you"), 10_000, after=mark)
+    mark = status_mark(page)
     page.click("#repeat-btn")  # out of order: a message, nothing else
-    expect_status(page, "Click New first", 10_000)
+    expect_status(page, "Error: There is no open session to speak in. Click New first.", 10_000, after=mark)
 
-    # a second session in the same tab streams again
+    # a second session in the same tab streams again; its lines are new ones, not the first session's
+    mark = status_mark(page)
     page.click("#new-btn")
-    page.wait_for_function("""() => document.querySelector('#status textarea').value
-        .split('\\n').slice(-1)[0].includes('Click Start')""", timeout=30_000)
+    expect_status(page, session_created(), 30_000, after=mark)
+    mark = status_mark(page)
     page.click("#start-btn")
-    page.wait_for_function("""() => document.querySelector('#status textarea').value
-        .split('\\n').slice(-1)[0].includes('Stream connected')""", timeout=30_000)
+    expect_status(page, "Stream connected: video and audio are playing.", 30_000, after=mark)
     before, after = playing(page, "#avatar-video video")
     assert after["time"] > before["time"] and not after["paused"]
+    mark = status_mark(page)
     page.click("#close-btn")
-    expect_status(page, "closed (closed by you)", 10_000)
+    expect_status(page, session_closed("closed by you"), 10_000, after=mark)
     assert "Traceback" not in app.output()
     page.close()
 
@@ -71,11 +79,10 @@ def test_closing_the_tab_closes_the_session(app, browser):
     page = browser.new_page()
     page.goto(app.url)
     new_and_start(page)
+    closed = server_closed("the page was closed")
+    before = len(app.lines(closed))  # the same app served the tests before: only a new line counts
     page.close()
-    deadline = time.monotonic() + 20
-    while "the page was closed" not in app.output() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert "closed: the page was closed" in app.output()
+    assert app.wait_for_output(closed, 20, after=before), app.output()[-3000:]
 
 
 def test_closing_the_tab_stops_the_upstream_heygen_session(browser):
@@ -112,11 +119,12 @@ def test_talk_fills_the_transcript(browser):
         page.goto(app.url)
         new_and_start(page)
         page.fill("#message textarea", "Who are you?")
+        mark = status_mark(page)
         page.click("#talk-btn")
         transcript = page.locator("#transcript")
         expect(transcript).to_contain_text("Who are you?", timeout=10_000)
         expect(transcript).to_contain_text("Hi, I am Ava. I answer in short sentences.", timeout=10_000)
-        expect_status(page, "The LLM answered", 10_000)
+        expect_status(page, "The LLM answered", 10_000, after=mark)
         page.close()
     finally:
         app.stop()

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 from gradio_client.exceptions import AppError
 
+from avatar_core.providers.heygen.avatar import MEDIA_STALL_S
 from avatar_core.providers.heygen.client import HeyGenClient
 from tests.support.app_process import AppProcess
 from tests.support.heygen_local_process import API_KEY, LocalHeyGenProcess
+from tests.support.log_lines import session_closed
 from tests.support.webrtc_viewer import Viewer
 from tests.test_stream_integration import corner_becomes, greenness, wait_until
 
@@ -66,15 +68,17 @@ def test_new_start_repeat_close_relays_the_keyed_avatar(app, heygen):
             assert await corner_becomes(viewer, (208, 80, 48))
             assert viewer.video.size == (640, 360)
             assert np.mean(greenness(viewer.video.last_frame) > 40) < 0.001  # HeyGen's green removed here
+            mark = await viewer.log_mark()
             t = time.monotonic()
             await viewer.acall("repeat", "Hello, I am relayed from the HeyGen stand-in.")
             assert await wait_until(lambda: viewer.audio.max_value(t) > 0.05, 8)
             assert await wait_until(lambda: viewer.video.max_value(t) > 0.05, 8)  # the mouth moved
             # what was said is logged whole once HeyGen ends the message
-            log = await viewer.wait_for_log("HeyGen says", "Avatar finished speaking.")
-            assert "HeyGen says: Hello, I am relayed from the HeyGen stand-in." in log
-            assert "Avatar started speaking." in log and "Avatar finished speaking." in log  # HeyGen's events
-            await viewer.acall("close_session")
+            log = await viewer.wait_for_log("HeyGen says", "Avatar finished speaking.", after=mark)
+            new_lines = "\n".join(log.splitlines()[mark:])
+            assert "HeyGen says: Hello, I am relayed from the HeyGen stand-in." in new_lines
+            assert "Avatar started speaking." in new_lines and "Avatar finished speaking." in new_lines  # HeyGen's
+            assert session_closed("closed by you").search(await viewer.acall("close_session"))
 
     asyncio.run(body())
     assert heygen.open_sessions() == 0
@@ -160,12 +164,21 @@ def test_media_dropped_mid_stream_closes_the_session_with_a_message(app, heygen)
         async with Viewer(app.url) as viewer:
             heygen.set_fault("drop-media")
             await viewer.acall("new_session", "ava", "heart", "low")
-            await viewer.start()
-            assert await wait_until(lambda: heygen.open_sessions() == 0, 15)
+            t_start = time.monotonic()
+            await viewer.start()  # connects upstream: HeyGen's media flows from here, for drop_media_after_s
+            t_started = time.monotonic()
+            assert await wait_until(lambda: len(viewer.video.times) > 5, 10)  # relayed while HeyGen's media flowed
+            drop_s = heygen.drop_media_after_s
+            assert await wait_until(lambda: heygen.open_sessions() == 0, drop_s + MEDIA_STALL_S + 10)
+            closed_after = time.monotonic() - t_start
+            # not before HeyGen dropped the media, and at the latest when the stall limit notices it (+ slack)
+            assert drop_s <= closed_after < (t_started - t_start) + drop_s + MEDIA_STALL_S + 3, closed_after
             assert await wait_until(lambda: all(pc.connectionState in ("closed", "failed") for pc in viewer.pcs), 10)
             with pytest.raises(AppError, match="Click New first"):
                 await viewer.acall("repeat", "anyone?")
-            assert "stopped because of HeyGen's video stopped arriving" in await viewer.acall("status")
+            log = await viewer.acall("status")
+            assert "stopped because of HeyGen's video stopped arriving" in log
+            assert session_closed("media failure").search(log), log
 
     asyncio.run(body())
 
@@ -195,9 +208,12 @@ def test_keep_alive_holds_an_open_session_and_shutdown_stops_it():
             async with Viewer(app.url) as viewer:
                 await viewer.acall("new_session", "ava", "heart", "low")
                 await viewer.start()
-                await asyncio.sleep(5)  # 2.5 times HeyGen's idle timeout, no user action
+                t = time.monotonic()
+                # 2.5 times HeyGen's idle timeout, no user action: frames keep arriving all along
+                assert await wait_until(lambda: bool(viewer.video.times) and viewer.video.times[-1] > t + 5, 15)
                 assert server.open_sessions() == 1
-                assert viewer.video.times[-1] > time.monotonic() - 1  # and frames still arrive
+                gaps = viewer.video.gaps_ms(t)
+                assert len(gaps) > 50 and gaps.max() < 1000, (len(gaps), gaps.max())
                 app.proc.send_signal(signal.SIGTERM)  # shutting down stops the upstream session too
                 assert await asyncio.to_thread(app.proc.wait, 30) == 0
 

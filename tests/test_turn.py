@@ -205,7 +205,8 @@ def test_relay_only_stream_plays_through_coturn(turn_server, browser):
 @pytest.mark.browser
 @pytest.mark.integration
 def test_relay_only_with_a_wrong_password_says_what_to_do_in_the_page(turn_server, browser):
-    from tests.support.chromium import expect_status
+    from tests.support.chromium import expect_status, status_mark
+    from tests.support.log_lines import session_closed
 
     app = relay_app(turn_server, "not-the-password")
     try:
@@ -217,8 +218,9 @@ def test_relay_only_with_a_wrong_password_says_what_to_do_in_the_page(turn_serve
         expect_status(page, "the stream has not connected after 8 s", 30_000)
         expect_status(page, "Relay-only mode is on (TURN_FORCE_RELAY)")
         assert "Stream connected" not in page.locator("#status textarea").input_value()
+        mark = status_mark(page)
         page.click("#close-btn")
-        expect_status(page, "closed")
+        expect_status(page, session_closed("closed by you"), after=mark)
         page.close()
     finally:
         app.stop()

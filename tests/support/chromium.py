@@ -22,7 +22,9 @@ if not os.path.exists(CHROMIUM):
         raise RuntimeError("CI needs Debian's chromium for the browser tests: apt-get install -y chromium")
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402, F401 - expect: for the tests
+
+from tests.support.log_lines import holds, session_created  # noqa: E402
 
 
 def launched() -> Iterator[Browser]:
@@ -39,8 +41,12 @@ def media_progress(page: Page, selector: str) -> dict:
 
 
 def playing(page: Page, selector: str, seconds: float = 1.0) -> tuple[dict, dict]:
+    """The element's progress now and once it has played `seconds` more. Fails unless it
+    moves on within a second and plays those `seconds` within twice as long, plus a second."""
     first = media_progress(page, selector)
-    time.sleep(seconds)
+    played = """([selector, t]) => document.querySelector(selector).currentTime >= t"""
+    page.wait_for_function(played, arg=[selector, first["time"] + 1e-3], timeout=1_000)
+    page.wait_for_function(played, arg=[selector, first["time"] + seconds], timeout=(2 * seconds + 1) * 1000)
     return first, media_progress(page, selector)
 
 
@@ -55,12 +61,35 @@ def wait_for_corner(page: Page, rgb: tuple[int, int, int], tolerance: int = 25, 
                            arg=[*rgb, tolerance], timeout=timeout_ms)
 
 
-def expect_status(page: Page, text: str, timeout: float = 10_000) -> None:
-    expect(page.locator("#status textarea")).to_have_value(re.compile(re.escape(text)), timeout=timeout)
+def status_lines(page: Page) -> list[str]:
+    return page.locator("#status textarea").input_value().splitlines()
+
+
+def status_mark(page: Page) -> int:
+    """The status log's length now: `expect_status(..., after=mark)` then sees only later lines."""
+    return len(status_lines(page))
+
+
+def expect_status(page: Page, text: str | re.Pattern[str], timeout: float = 10_000, after: int = 0) -> str:
+    """Until a status line from line `after` on holds `text` (a substring, or a pattern
+    searched in each line); returns the first such line. Take `after` with status_mark()
+    before the action, so a line an earlier action wrote does not count."""
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        lines = status_lines(page)
+        found = [line for line in lines[after:] if holds(line, text)]
+        if found:
+            return found[0]
+        if time.monotonic() > deadline:
+            shown = [*lines[:after], f"--- {after} lines before the action, then ---", *lines[after:]]
+            raise AssertionError(f"no new status line with {text!r} in {timeout / 1000:.0f} s:\n" + "\n".join(shown))
+        time.sleep(0.1)
 
 
 def new_and_start(page: Page) -> None:
+    mark = status_mark(page)
     page.click("#new-btn")
-    expect_status(page, "created", 30_000)
+    expect_status(page, session_created(), 30_000, after=mark)
+    mark = status_mark(page)
     page.click("#start-btn")
-    expect_status(page, "Stream connected", 30_000)
+    expect_status(page, "Stream connected: video and audio are playing.", 30_000, after=mark)

@@ -2,44 +2,51 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import time
 
 import httpx
 
-from tests.support.app_process import ROOT, free_port, stop_process
+from tests.support.app_process import ServerProcess
 
 API_KEY = "test-key-not-secret"
+# The "drop-media" fault stops the media this long after the first frame is sent
+# (--drop-media-after). On a loaded 2-core machine the stand-in's default, 1.5 s, can pass
+# before the receiver has decoded its first few frames; 4 s leaves room to see media flow
+# before it stops. Tests derive their waits from it.
+DROP_MEDIA_AFTER_S = 4.0
 
 
-class LocalHeyGenProcess:
-    def __init__(self, *args: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = ROOT / "tests" / ".artifacts" / f"heygen-{self.port}.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "avatar_core.standins.heygen.server", "--port", str(self.port),
-             "--api-key", API_KEY, *args], cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(self.log_path.read_text())
-            try:
-                httpx.get(self.url + "/_local/stats", timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise TimeoutError("local HeyGen server did not start")
+class LocalHeyGenProcess(ServerProcess):
+    name = "heygen"
+    description = "local HeyGen server"
+
+    def __init__(self, *args: str, drop_media_after_s: float = DROP_MEDIA_AFTER_S) -> None:
+        self.drop_media_after_s = drop_media_after_s
+        self._args = args
+        super().__init__()
+        self.wait_ready(timeout=60, poll_s=0.2)
+
+    def command(self, port: int) -> list[str]:
+        return [sys.executable, "-m", "avatar_core.standins.heygen.server", "--port", str(port),
+                "--api-key", API_KEY, "--drop-media-after", str(self.drop_media_after_s), *self._args]
+
+    def listening(self, output: str) -> bool:
+        return self.says_listening(output, "Uvicorn running on http://127.0.0.1:")
+
+    def answers(self) -> bool:
+        try:
+            httpx.get(self.url + "/_local/stats", timeout=1)
+            return True
+        except httpx.HTTPError:
+            return False
 
     def open_sessions(self) -> int:
         return httpx.get(self.url + "/_local/stats", timeout=5).json()["open_sessions"]
 
-    def set_fault(self, fault: str | None, slow_s: float = 3.0) -> None:
-        httpx.post(self.url + "/_local/fault", json={"fault": fault, "slow_s": slow_s}, timeout=5).raise_for_status()
+    def set_fault(self, fault: str | None, slow_s: float | None = None) -> None:
+        """The fault for every later request; slow_s changes the slow fault's delay (--slow-delay)."""
+        body = {"fault": fault} if slow_s is None else {"fault": fault, "slow_s": slow_s}
+        httpx.post(self.url + "/_local/fault", json=body, timeout=5).raise_for_status()
 
-    def stop(self) -> None:
-        stop_process(self.proc, 15)
-        self._log.close()
+    def stop(self, timeout: float = 15) -> int:
+        return super().stop(timeout)

@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import time
 from typing import Any
 
 import httpx
 
-from tests.support.app_process import ROOT, free_port, stop_process
+from tests.support.app_process import ServerProcess
 
 
-class OpenAIServerProcess:
+class OpenAIServerProcess(ServerProcess):
+    name = "openai"
+    description = "the OpenAI-compatible test server"
+
     def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.support.openai_server", "--port",
-                                      str(self.port)], cwd=ROOT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                self.state()
-                return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise TimeoutError("the OpenAI-compatible test server did not start")
+        super().__init__()
+        self.wait_ready(timeout=30, poll_s=0.1)
+
+    def command(self, port: int) -> list[str]:
+        return [sys.executable, "-m", "tests.support.openai_server", "--port", str(port)]
+
+    def listening(self, output: str) -> bool:
+        return self.says_listening(output, "Uvicorn running on http://127.0.0.1:")
+
+    def answers(self) -> bool:
+        try:
+            self.state()
+            return True
+        except httpx.HTTPError:
+            return False
 
     @property
     def base_url(self) -> str:
@@ -40,5 +44,5 @@ class OpenAIServerProcess:
     def state(self) -> dict[str, Any]:
         return httpx.get(self.url + "/_control/state", timeout=5).json()
 
-    def stop(self) -> None:
-        stop_process(self.proc, 10)
+    def stop(self, timeout: float = 10) -> int:
+        return super().stop(timeout)

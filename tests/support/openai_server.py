@@ -104,5 +104,6 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    uvicorn.run(app, host="127.0.0.1", port=parser.parse_args().port, log_level="warning",
+    # info: the "Uvicorn running on" line tells OpenAIServerProcess the port is ours (no access log)
+    uvicorn.run(app, host="127.0.0.1", port=parser.parse_args().port, log_level="info", access_log=False,
                 timeout_graceful_shutdown=1)  # a "hang" request must not hold up the exit

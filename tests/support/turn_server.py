@@ -9,12 +9,10 @@ import secrets
 import shutil
 import socket
 import struct
-import subprocess
-import time
 
 import pytest
 
-from tests.support.app_process import ROOT, free_port, stop_process
+from tests.support.app_process import ARTIFACTS, ServerProcess, free_port
 
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
 USER = "avatar"
@@ -41,33 +39,30 @@ def stun_answers(port: int, timeout: float = 0.5) -> bool:
     return len(reply) >= 20 and struct.unpack("!H", reply[:2])[0] == 0x0101 and reply[8:20] == request[8:20]
 
 
-class TurnServer:
+class TurnServer(ServerProcess):
+    name = "coturn"
+    description = "coturn"
+
     def __init__(self) -> None:
         require_coturn()
-        self.port = free_port()
         self.password = secrets.token_hex(8)
+        super().__init__()
+        self.wait_ready(timeout=20, poll_s=0.1)
         self.url = f"turn:127.0.0.1:{self.port}?transport=udp"
-        self.log_path = ROOT / "tests" / ".artifacts" / f"coturn-{self.port}.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def command(self, port: int) -> list[str]:
         relay_ports = free_port()  # a start for the relay port range; coturn skips ports in use
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(
-            [TURNSERVER, "-n", "--listening-ip=127.0.0.1", f"--listening-port={self.port}",
-             "--relay-ip=127.0.0.1", f"--min-port={relay_ports}", f"--max-port={min(relay_ports + 200, 65535)}",
-             "--lt-cred-mech", f"--user={USER}:{self.password}", f"--realm={REALM}", "--allow-loopback-peers",
-             "--no-tls", "--no-dtls", "--no-cli", "--no-tcp-relay", "--log-file=stdout", "--verbose",
-             "--simple-log", f"--pidfile={self.log_path.with_suffix('.pid')}"],
-            stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while not stun_answers(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"coturn did not start:\n{self.output()}")
-            time.sleep(0.1)
+        return [TURNSERVER, "-n", "--listening-ip=127.0.0.1", f"--listening-port={port}",
+                "--relay-ip=127.0.0.1", f"--min-port={relay_ports}", f"--max-port={min(relay_ports + 200, 65535)}",
+                "--lt-cred-mech", f"--user={USER}:{self.password}", f"--realm={REALM}", "--allow-loopback-peers",
+                "--no-tls", "--no-dtls", "--no-cli", "--no-tcp-relay", "--log-file=stdout", "--verbose",
+                "--simple-log", f"--pidfile={ARTIFACTS / f'coturn-{port}.pid'}"]
 
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    def listening(self, output: str) -> bool:
+        return self.says_listening(output, "UDP listener opened on: 127.0.0.1:")  # coturn keeps trying if not
 
-    def stop(self) -> None:
-        stop_process(self.proc, 10)
-        self._log.close()
+    def answers(self) -> bool:
+        return stun_answers(self.port)
+
+    def stop(self, timeout: float = 10) -> int:
+        return super().stop(timeout)

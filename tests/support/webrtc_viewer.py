@@ -7,6 +7,7 @@ this browser session's inputs.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from avatar_core.providers.local.face import QUALITY_SIZES, face_sprites
+from tests.support.log_lines import holds
 
 
 @dataclass
@@ -46,6 +48,16 @@ class Received:
     def max_value(self, since: float, until: float = float("inf")) -> float:
         vals = [v for t, v in zip(self.times, self.values, strict=False) if since <= t <= until]
         return max(vals) if vals else 0.0
+
+
+SPEECH_RMS = 0.02  # an audio packet this loud is speech (bench/stream.py's onsets use the same levels)
+OPEN_MOUTH = 0.05  # this much mouth darkness is an open mouth
+
+
+def speech_onsets(viewer: Viewer, since: float) -> tuple[float | None, float | None]:
+    """When the viewer first heard speech and first saw an open mouth, at or after `since`."""
+    return (viewer.audio.first_time(lambda rms: rms > SPEECH_RMS, since),
+            viewer.video.first_time(lambda dark: dark > OPEN_MOUTH, since))
 
 
 def mouth_darkness(frame: np.ndarray) -> float:
@@ -89,14 +101,26 @@ class Viewer:
     async def acall(self, api_name: str, *args):
         return await asyncio.to_thread(self.call, api_name, *args)
 
-    async def wait_for_log(self, *texts: str, timeout: float = 10) -> str:
-        """The status log once it holds every one of `texts` (or as it is at the timeout)."""
+    async def wait_for_log(self, *texts: str | re.Pattern[str], timeout: float = 10, after: int = 0) -> str:
+        """The status log once its lines after the first `after` hold every one of `texts`
+        (substrings, or patterns searched per line), or as it is at the timeout. Take
+        `after` with log_mark() before an action to see only the lines it added."""
         deadline = time.monotonic() + timeout
         while True:
             log = await self.acall("status")
-            if all(text in log for text in texts) or time.monotonic() > deadline:
+            lines = log.splitlines()[after:]
+            if all(any(holds(line, text) for line in lines) for text in texts) or time.monotonic() > deadline:
                 return log
             await asyncio.sleep(0.1)
+
+    async def log_mark(self) -> int:
+        """The status log's length now (for wait_for_log's and wait_for_line's `after`)."""
+        return len((await self.acall("status")).splitlines())
+
+    async def wait_for_line(self, text: str | re.Pattern[str], after: int, timeout: float = 10) -> str | None:
+        """The first status line after the first `after` that holds `text`, once there is one (None at the timeout)."""
+        log = await self.wait_for_log(text, timeout=timeout, after=after)
+        return next((line for line in log.splitlines()[after:] if holds(line, text)), None)
 
     async def start(self, timeout: float = 30) -> None:
         """Click Start: the API call, then both components connect, as the page does."""

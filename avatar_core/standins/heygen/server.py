@@ -1,7 +1,7 @@
 """A HeyGen-compatible streaming server on loopback, for building and testing
 without credits or the trial's 3-session limit:
 
-    python -m avatar_core.heygen.local_server --port 8790 --api-key local-key
+    python -m avatar_core.standins.heygen.server --port 8790 --api-key local-key
 
 It speaks the v1 REST endpoints with HeyGen's envelope, error codes and limits
 (shared/reference/heygen-streaming-api.md), accepts input loosely (avatar_id or
@@ -10,6 +10,11 @@ avatar over real WebRTC. Faults are injected per request with the `X-Fault` head
 or for every request with --fault (or POST /_local/fault while running): 500, 401,
 429, slow, drop-media, no-ice.
 `GET /_local/stats` counts open sessions so tests can prove nothing leaks.
+
+The faults' timings are flags, so tests on a loaded machine can leave room:
+--drop-media-after SECONDS (default 1.5): drop-media stops the video and audio this
+long after the first frame is sent; --slow-delay SECONDS (default 3): slow answers
+this late (POST /_local/fault can change it with "slow_s").
 """
 
 from __future__ import annotations
@@ -348,6 +353,13 @@ class LocalHeyGen:
                     await self._close(s.session_id)
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
@@ -359,9 +371,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--idle-timeout", type=float, default=LocalConfig.idle_timeout_s)
     parser.add_argument("--duration-limit", type=float, default=LocalConfig.duration_limit_s)
     parser.add_argument("--fault", choices=FAULTS, default=None, help="inject this fault into every request")
+    parser.add_argument("--drop-media-after", type=_seconds, default=LocalConfig.drop_media_after_s,
+                        metavar="SECONDS", help="drop-media: stop the media this long after the first frame")
+    parser.add_argument("--slow-delay", type=_seconds, default=LocalConfig.slow_s, metavar="SECONDS",
+                        help="slow: answer this late")
     args = parser.parse_args(argv)
     config = LocalConfig(api_key=args.api_key, max_sessions=args.max_sessions, idle_timeout_s=args.idle_timeout,
-                         duration_limit_s=args.duration_limit, fault=args.fault)
+                         duration_limit_s=args.duration_limit, fault=args.fault, slow_s=args.slow_delay,
+                         drop_media_after_s=args.drop_media_after)
     uvicorn.run(LocalHeyGen(config).app, host=args.host, port=args.port, log_level="info")
 
 
