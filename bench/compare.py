@@ -1,5 +1,5 @@
 """Two checkouts side by side in one run (python -m bench.compare OTHER_TREE [rounds]
-[seconds]): the stream's low row (bench/stream.py) alternating between the trees, then
+[seconds] [--no-capacity]): the stream's low row (bench/stream.py) alternating between the trees, then
 capacity at 6 and 10 talking sessions (bench/capacity.py) for each. OTHER_TREE is a
 checkout of another commit (`git worktree add /tmp/base <commit>`); both run on this
 virtualenv. Prints each tree's medians and the ratio this/other.
@@ -48,6 +48,7 @@ def main() -> None:
     other = Path(sys.argv[1]).resolve()
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 30
+    with_capacity = "--no-capacity" not in sys.argv
     trees = {"other": other, "this": ROOT}
     stream: dict[str, list[dict]] = {name: [] for name in trees}
     for r in range(rounds):
@@ -59,7 +60,7 @@ def main() -> None:
                 app.stop()
             print(name, {k: stream[name][-1][k] for k in ("fps", "to_audio", "onset_offset", "cpu")}, flush=True)
     cap: dict[str, dict[int, dict[str, float]]] = {}
-    for name in ("other", "this"):
+    for name in ("other", "this") if with_capacity else ():
         app = AppProcess({"MAX_SESSIONS": str(max(CAPACITY_STEPS))}, root=trees[name]).wait_ready()
         try:
             cap[name] = asyncio.run(capacity(app, seconds / 3))
@@ -84,7 +85,7 @@ def main() -> None:
     row("Repeat -> first speech p95", {n: med(n, "to_audio", 1) for n in trees}, "ms")
     row("mouth - audio onset p50", {n: med(n, "onset_offset", 0) for n in trees}, "ms")
     row("app CPU, one stream", {n: med(n, "cpu") for n in trees}, "%core")
-    for step in CAPACITY_STEPS:
+    for step in CAPACITY_STEPS if with_capacity else ():
         row(f"capacity {step} sessions: min fps", {n: cap[n][step]["min_fps"] for n in trees}, "fps")
         row(f"capacity {step} sessions: CPU per stream", {n: cap[n][step]["cpu_per_stream"] for n in trees}, "%core")
     spread = {n: float(np.ptp([r["cpu"] for r in stream[n]])) for n in trees}
