@@ -8,7 +8,15 @@ import time
 import pytest
 
 from tests.support.app_process import ROOT, AppProcess
-from tests.support.chromium import expect, expect_status, new_and_start, playing, status_mark, wait_for_corner
+from tests.support.chromium import (
+    click_expecting,
+    expect,
+    expect_status,
+    new_and_start,
+    playing,
+    status_mark,
+    wait_for_corner,
+)
 from tests.support.heygen_local_process import API_KEY, LocalHeyGenProcess
 from tests.support.log_lines import server_closed, session_closed, session_created
 
@@ -26,9 +34,7 @@ def app():
 def test_new_start_repeat_background_close(app, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(app.url)
-    mark = status_mark(page)
-    page.click("#new-btn")
-    expect_status(page, session_created(), 30_000, after=mark)
+    click_expecting(page, "#new-btn", session_created(), 30_000)
     mark = status_mark(page)
     page.click("#start-btn")
     page.wait_for_function("""() => { const v = document.querySelector('#avatar-video video');
@@ -45,32 +51,21 @@ def test_new_start_repeat_background_close(app, browser):
     wait_for_corner(page, (30, 41, 59))
 
     page.fill("#message textarea", "Hello! I am streamed from the server, and my green screen is gone.")
-    mark = status_mark(page)
-    page.click("#repeat-btn")
-    expect_status(page, "Avatar started speaking.", 10_000, after=mark)
+    click_expecting(page, "#repeat-btn", "Avatar started speaking.", 10_000)
     time.sleep(0.8)  # mid-sentence for the README's screenshot (not a measurement)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     expect_status(page, "Avatar finished speaking.", 20_000, after=mark)
 
-    mark = status_mark(page)
-    page.click("#close-btn")
-    expect_status(page, session_closed("closed by you"), 10_000, after=mark)
-    mark = status_mark(page)
-    page.click("#repeat-btn")  # out of order: a message, nothing else
-    expect_status(page, "Error: There is no open session to speak in. Click New first.", 10_000, after=mark)
+    click_expecting(page, "#close-btn", session_closed("closed by you"), 10_000)
+    # out of order: a message, nothing else
+    click_expecting(page, "#repeat-btn", "Error: There is no open session to speak in. Click New first.", 10_000)
 
     # a second session in the same tab streams again; its lines are new ones, not the first session's
-    mark = status_mark(page)
-    page.click("#new-btn")
-    expect_status(page, session_created(), 30_000, after=mark)
-    mark = status_mark(page)
-    page.click("#start-btn")
-    expect_status(page, "Stream connected: video and audio are playing.", 30_000, after=mark)
+    click_expecting(page, "#new-btn", session_created(), 30_000)
+    click_expecting(page, "#start-btn", "Stream connected: video and audio are playing.", 30_000)
     before, after = playing(page, "#avatar-video video")
     assert after["time"] > before["time"] and not after["paused"]
-    mark = status_mark(page)
-    page.click("#close-btn")
-    expect_status(page, session_closed("closed by you"), 10_000, after=mark)
+    click_expecting(page, "#close-btn", session_closed("closed by you"), 10_000)
     assert "Traceback" not in app.output()
     page.close()
 

@@ -86,10 +86,13 @@ def expect_status(page: Page, text: str | re.Pattern[str], timeout: float = 10_0
         time.sleep(0.1)
 
 
+def click_expecting(page: Page, selector: str, text: str | re.Pattern[str], timeout: float = 10_000) -> str:
+    """Click, then wait for a status line with `text` written after the click."""
+    mark = status_mark(page)
+    page.click(selector)
+    return expect_status(page, text, timeout, after=mark)
+
+
 def new_and_start(page: Page) -> None:
-    mark = status_mark(page)
-    page.click("#new-btn")
-    expect_status(page, session_created(), 30_000, after=mark)
-    mark = status_mark(page)
-    page.click("#start-btn")
-    expect_status(page, "Stream connected: video and audio are playing.", 30_000, after=mark)
+    click_expecting(page, "#new-btn", session_created(), 30_000)
+    click_expecting(page, "#start-btn", "Stream connected: video and audio are playing.", 30_000)
