@@ -23,7 +23,7 @@ from fastrtc import WebRTC
 from avatar_core.errors import AvatarError
 from avatar_core.media import backgrounds, streams
 from avatar_core.media.format import FPS, TICK_S
-from avatar_core.providers.base import QUALITY_SIZES, AvatarService
+from avatar_core.providers.base import MAX_TEXT_CHARS, QUALITY_SIZES, AvatarService
 from avatar_core.providers.registry import service_for
 from avatar_core.server.memory import freeze_startup_heap, pin_mmap_threshold
 from avatar_core.server.runtime import Runtime
@@ -45,6 +45,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 QUEUE_MAX_SIZE = 64
+SHUTDOWN_TIMEOUT_S = 45  # for closing every session: longer than a HeyGen call may take
 DESCRIPTION = (
     "Create a session, start the stream, then type something for the avatar to say. "
     "The green screen is removed on the server; pick what replaces it below."
@@ -157,7 +158,7 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
                                visible=capabilities.upstream_sessions, elem_id="leaked-btn")
         with gr.Row(equal_height=True):
             message = gr.Textbox(label="Message", placeholder="Type what the avatar should say, or a question",
-                                 max_length=1000, scale=4, elem_id="message")
+                                 max_length=MAX_TEXT_CHARS, scale=4, elem_id="message")
             own_llm = [(capabilities.own_llm, service.name)] if capabilities.own_llm else []
             answer_with = gr.Radio([("Our LLM", OUR_LLM), *own_llm],
                                    value=OUR_LLM, label="Answers from", visible=bool(capabilities.own_llm), scale=1)
@@ -181,8 +182,9 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
                                        value="color", label="Replace with")
                     bg_color = gr.ColorPicker(value="#1e293b", label="Colour")
                     bg_preset = gr.Dropdown(backgrounds.preset_names(), value="studio", label="Preset")
-                    bg_upload = gr.File(label="Picture (PNG, JPEG or WebP, up to 8 MB)",
-                                        file_types=[".png", ".jpg", ".jpeg", ".webp"], type="filepath")
+                    bg_upload = gr.File(label=f"Picture (PNG, JPEG or WebP, up to "
+                                              f"{backgrounds.UPLOAD_MAX_BYTES // 2**20} MB)",
+                                        file_types=backgrounds.UPLOAD_SUFFIXES, type="filepath")
 
         new_btn.click(new_session, [avatar_id, voice_id, quality], [session_id, status], api_name="new_session")
         started = start_btn.click(start_stream, None, status, api_name="start_stream")
@@ -247,7 +249,7 @@ def close_everything(sessions: SessionManager, service: AvatarService, reason: s
         await sessions.runtime.tasks.cancel_all()
 
     try:
-        sessions.runtime.run_from_thread(close(), timeout_s=45)  # longer than a HeyGen call may take
+        sessions.runtime.run_from_thread(close(), timeout_s=SHUTDOWN_TIMEOUT_S)
     except Exception:
         log.exception("closing sessions at shutdown failed")
 

@@ -1,6 +1,7 @@
 """The FIFO of speech samples between a provider and the media clock."""
 
 import threading
+import time
 
 import numpy as np
 
@@ -58,8 +59,8 @@ def test_a_reader_and_a_writer_on_two_threads_lose_nothing():
 
     writer = threading.Thread(target=write)
     writer.start()
-    taken = 0
-    while taken < total:
+    taken, deadline = 0, time.monotonic() + 30
+    while taken < total and time.monotonic() < deadline:
         if buf.pending_samples >= 960:  # whole chunks only: a short pull is padded with silence
             got.append(buf.pull(960)[0])
             taken += 960

@@ -142,8 +142,11 @@ def test_audio_waits_for_a_viewer_at_most_a_second_and_clear_drops_it():
     clock = MediaClock(Source(now), Recorder(), now=now)
     chunks = clock.audio_chunks()
     got: list[np.ndarray] = []
-    viewer = threading.Thread(target=lambda: got.append(next(chunks)))
+    viewer = threading.Thread(target=lambda: got.append(next(chunks)), daemon=True)
     viewer.start()  # the viewer is listening (and takes one chunk)
+    deadline = time.monotonic() + 5
+    while clock._audio_listeners == 0 and time.monotonic() < deadline:  # audio is only queued for a listener
+        time.sleep(0.001)
     clock.step()
     viewer.join(5)
     assert got and got[0][0] == 0
@@ -155,6 +158,7 @@ def test_audio_waits_for_a_viewer_at_most_a_second_and_clear_drops_it():
     clock.step()
     assert next(chunks)[0] == AUDIO_QUEUE_TICKS + 5  # the next chunk is the newest tick's
     chunks.close()
+    clock.stop()
 
 
 def test_speaking_changes_are_sent_once_each():

@@ -7,6 +7,7 @@ import pytest
 
 from avatar_core.errors import UserError
 from avatar_core.events import ViewerChanged
+from avatar_core.providers.local.service import LocalService
 from avatar_core.session.controller import Controller
 from avatar_core.session.session import SessionState
 from tests.support.controllers import started_controller
@@ -150,6 +151,31 @@ def test_activity_keeps_an_idle_timeout_away():
         assert session.state is SessionState.CLOSED and "no activity for 1 s" in c.status(ME)[1]
 
     run(body, idle_timeout_s=1.0)
+
+
+def test_shutdown_waits_for_a_new_in_flight_and_stops_what_it_made():
+    made: list = []
+
+    class Slow(LocalService):
+        async def create(self, *args):
+            await asyncio.sleep(0.3)  # an upstream that takes a while to answer
+            made.append(await super().create(*args))
+            return made[-1]
+
+    async def body():
+        c = started_controller(service=Slow())
+        new_in_flight = asyncio.ensure_future(new(c))
+        await asyncio.sleep(0.05)
+        await c.sessions.close_all("the server is shutting down")  # waits for the New, then stops it
+        assert new_in_flight.done()
+        with pytest.raises(UserError, match="The server is shutting down"):
+            await new_in_flight
+        assert len(made) == 1 and made[0]._closed and len(c.sessions) == 0
+        with pytest.raises(UserError, match="The server is shutting down"):
+            await new(c, OTHER)  # and no new ones after
+        assert len(c.sessions) == 0
+
+    asyncio.run(body())
 
 
 def test_idle_sessions_are_closed_by_the_reaper():

@@ -30,6 +30,10 @@ def test_defaults_are_the_documented_ones(monkeypatch, tmp_path):
     for name in NAMES:
         monkeypatch.delenv(name, raising=False)
     settings, documented = load_settings(), readme_defaults()
+    # a few held here too, so the code and the README cannot drift together unnoticed
+    assert (settings.avatar_provider, settings.max_sessions, settings.session_idle_timeout_s) == ("local", 6, 300)
+    assert (settings.gradio_server_name, settings.gradio_server_port, settings.default_quality) == (
+        "127.0.0.1", 7860, "low")
     assert sorted(documented) == sorted(NAMES)  # every setting has a row, and no row is stale
     for name in NAMES:
         value, cell = getattr(settings, name.lower()), documented[name]

@@ -18,6 +18,7 @@ PRESETS_DIR = Path(__file__).resolve().parents[2] / "assets" / "backgrounds"
 UPLOAD_MAX_BYTES = 8 * 1024 * 1024
 UPLOAD_MAX_PIXELS = 25_000_000  # e.g. 6000x4000; larger is refused before decoding
 UPLOAD_FORMATS = {"PNG", "JPEG", "WEBP"}
+UPLOAD_SUFFIXES = [".png", ".jpg", ".jpeg", ".webp"]  # what the file picker offers: the formats above
 STORED_MAX_SIDE = 1280  # uploads are kept at most this large: enough for 720p frames
 
 

@@ -73,7 +73,8 @@ class MediaClock:
         self._busy = 0.0  # smoothed seconds a tick takes
         self._late_ticks = 0
         self._phase_error = 0.0
-        self._audio_dropped = 0
+        self._audio_dropped = 0  # by the clock thread (no viewer took them)
+        self._audio_cleared = 0  # by clear(), on the event loop: two counters, no lost counts
 
     @property
     def size(self) -> tuple[int, int]:
@@ -89,7 +90,8 @@ class MediaClock:
 
     @property
     def stats(self) -> ClockStats:
-        return ClockStats(self._index, self._late_ticks, self._phase_error, self._audio_dropped)
+        return ClockStats(self._index, self._late_ticks, self._phase_error,
+                          self._audio_dropped + self._audio_cleared)
 
     def start(self) -> None:
         self._start = self._now()
@@ -118,7 +120,7 @@ class MediaClock:
                 self._audio.get_nowait()
             except queue.Empty:
                 return
-            self._audio_dropped += 1
+            self._audio_cleared += 1
 
     # --- consumers -----------------------------------------------------------------------
     def latest_frame(self) -> np.ndarray | None:

@@ -138,6 +138,7 @@ class Controller:
             session = self._open_session(browser, "talk in")
             if session.answering:
                 raise UserError("The avatar is still answering. Click Interrupt first, or wait.")
+            answer_with = answer_with or OUR_LLM
             if answer_with != OUR_LLM:
                 if answer_with != self.service.name or not self.service.capabilities.own_llm:
                     raise UserError(f"Unknown choice of LLM {answer_with[:40]!r}: this avatar answers with "

@@ -22,6 +22,7 @@ from .status_log import StatusLog
 log = logging.getLogger(__name__)
 
 RELEASE_AFTER_S = 5.0  # a closed session's connections linger ~2 s (streams.CLOSE_GRACE_TICKS)
+SHUTTING_DOWN = "The server is shutting down; try again in a minute."
 
 
 class SessionManager:
@@ -34,6 +35,9 @@ class SessionManager:
         self._connection_help = connection_help  # said when a stream does not connect
         self._sessions: dict[str, AvatarSession] = {}
         self._creating = 0  # reserved slots while an avatar is being built
+        self._none_creating = asyncio.Event()  # shutdown waits for it: a New in flight must not leak
+        self._none_creating.set()
+        self._closing = False  # shutting down: no new sessions
         self._tasks = TaskOwner("sessions")
         self._release: asyncio.Task[None] | None = None
         self._release_again = False
@@ -75,15 +79,23 @@ class SessionManager:
 
     async def create(self, owner: str, log_: StatusLog, avatar_id: str, voice_id: str, quality: Quality,
                      conversation: Conversation) -> AvatarSession:
+        if self._closing:
+            raise UserError(SHUTTING_DOWN)
         if len(self._sessions) + self._creating >= self.max_sessions:
             raise UserError(f"The server is busy: all {self.max_sessions} avatar sessions are in use. "
                             "Try again in a few minutes.")
         events = SessionEvents(self.runtime)
         self._creating += 1
+        self._none_creating.clear()
         try:
             avatar = await self.service.create(avatar_id, voice_id, quality, events)
+            if self._closing:  # shutdown began while it was being made: stop it (upstream too)
+                await avatar.close()
+                raise UserError(SHUTTING_DOWN)
         finally:
             self._creating -= 1
+            if not self._creating:
+                self._none_creating.set()
         session = AvatarSession(uuid.uuid4().hex, owner, avatar, events, log_, conversation,
                                 self._video_delay_ticks, on_closed=self._forget,
                                 connection_help=self._connection_help)
@@ -97,6 +109,8 @@ class SessionManager:
             log.info("session %s closed: %s (%d live)", session.short_id, reason, len(self._sessions))
         # once its two connections have ended too; one release at a time, and one more
         # for sessions that closed while it waited
+        if self._closing:
+            return  # the process is ending
         if self._release is None or self._release.done():
             self._release = self._tasks.spawn(self._release_memory(), "release-memory")
         else:
@@ -122,7 +136,10 @@ class SessionManager:
             await s.close(f"no activity for {self.idle_timeout_s:.0f} s")
 
     async def close_all(self, reason: str) -> None:
-        """Shutdown: every session, then the reaper and the memory release."""
+        """Shutdown: no new sessions; those being made are waited for (and stopped); every
+        session closes; then the reaper and the memory release end."""
+        self._closing = True
+        await self._none_creating.wait()
         await asyncio.gather(*(s.close(reason) for s in list(self._sessions.values())), return_exceptions=True)
         await self._tasks.cancel_all()
 

@@ -68,7 +68,7 @@ class HeyGenClient:
         data = await self._request("POST", "/v1/streaming.create_token", {})
         return str(data["token"])
 
-    async def new_session(self, quality: Quality = "low", avatar_id: str = "default", voice_id: str | None = None,
+    async def new_session(self, quality: Quality, avatar_id: str, voice_id: str | None = None,
                           rate: float | None = None, emotion: str | None = None,
                           knowledge_base: str | None = None, language: str | None = None,
                           activity_idle_timeout_s: int | None = None, video_encoding: str = "VP8",

@@ -51,7 +51,8 @@ class V1WebRTCMedia:
         self._on_message, self._events = on_message, events  # on_message: HeyGen's data channel, on the loop
         self._frames: deque[tuple[float, np.ndarray]] = deque(maxlen=FRAME_HISTORY)
         self._latest_at = time.monotonic()
-        self._connected = False  # until then, connect() itself reports what went wrong
+        self._connected = False
+        self._lost_early: MediaError | None = None  # lost while connecting: reported once connected
         self._tasks = TaskOwner("heygen-media")
         self.pc: RTCPeerConnection | None = None
 
@@ -91,6 +92,8 @@ class V1WebRTCMedia:
                              "or missing TURN relay can block WebRTC; check the network.")
         self._latest_at = time.monotonic()
         self._connected = True
+        if self._lost_early is not None:
+            self._events.emit(MediaFailed(self._lost_early))
 
     def frame_from(self, seconds_ago: float) -> np.ndarray | None:
         """The newest frame that arrived at least `seconds_ago` (else the oldest kept)."""
@@ -113,6 +116,8 @@ class V1WebRTCMedia:
     def _lost(self, error: MediaError) -> None:
         if self._connected:
             self._events.emit(MediaFailed(error))
+        elif self._lost_early is None:  # a connect that fails says why itself; one that succeeds reports this
+            self._lost_early = error
 
     async def _read_video(self, track: MediaStreamTrack) -> None:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ...errors import SpeechQueueFullError
+from ...errors import SpeechQueueFullError, UserError
 from ...events import EventSink, UpstreamMessage
 from ...media.audio_buffer import AudioBuffer
 from ...media.format import FPS, SAMPLES_PER_TICK, MediaTick
@@ -50,7 +50,7 @@ class LocalAvatar(Avatar):
 
     async def speak(self, text: str) -> None:
         if self._closed:
-            raise RuntimeError("avatar is closed")
+            raise UserError("The session was closed. Click New to begin again.")
         if self._texts.qsize() >= MAX_QUEUED_TEXTS:
             raise SpeechQueueFullError(f"{MAX_QUEUED_TEXTS} messages are already waiting to be spoken. "
                                        "Wait for the avatar to finish, then send more.")
