@@ -25,6 +25,7 @@ from avatar_core.media import backgrounds, streams
 from avatar_core.media.format import FPS, TICK_S
 from avatar_core.providers.base import MAX_TEXT_CHARS, QUALITY_SIZES, AvatarService
 from avatar_core.providers.registry import service_for
+from avatar_core.server.logs import configure_logging
 from avatar_core.server.memory import freeze_startup_heap, pin_mmap_threshold
 from avatar_core.server.runtime import Runtime
 from avatar_core.server.turn import IceConfiguration
@@ -33,6 +34,7 @@ from avatar_core.server.workarounds import (
     forget_finished_events,
     peer_closer,
     quiet_gradio_6_warnings,
+    server_ice_follows,
 )
 from avatar_core.session.controller import OUR_LLM, Controller, TalkSettings
 from avatar_core.session.manager import SessionManager
@@ -201,6 +203,7 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
         gr.on([remove_bg.change, bg_kind.change, bg_color.change, bg_preset.change, bg_upload.upload],
               set_background, bg_inputs, status, api_name="set_background", trigger_mode="always_last")
 
+        server_ice_follows([video, audio], ice)  # no public STUN unless configured
         # both streams start only when start_stream succeeded, and read the same session's clock
         stream_limit = settings.max_sessions * 2
         runtime = lambda: sessions.runtime  # noqa: E731 - set at start-up, used when a stream ends
@@ -258,15 +261,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Streaming Avatar")
     parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every request's full address
-    pin_mmap_threshold()
-    forget_finished_events()
     try:
         settings = load_settings()
     except SettingsError as exc:
         print(f"Cannot start: {exc}", file=sys.stderr)
         return 2
+    configure_logging(settings.secret_values())
+    pin_mmap_threshold()
+    forget_finished_events()
     service = service_for(settings)
     warm = threading.Thread(target=service.warm_up, daemon=True)
     warm.start()

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     turn_force_relay: bool = Field(False, description="Diagnosis: browsers may only connect through TURN.")
 
 
+    def secret_values(self) -> list[str]:
+        """Every secret's value, so the log can hide them wherever a library prints them."""
+        values = [getattr(self, name) for name in type(self).model_fields]
+        return [v.get_secret_value() for v in values if isinstance(v, SecretStr) and v.get_secret_value()]
+
     @model_validator(mode="after")
     def _heygen_needs_a_key(self) -> Settings:
         if self.avatar_provider == "heygen" and not (self.heygen_api_key and self.heygen_api_key.get_secret_value()):

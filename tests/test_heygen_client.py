@@ -10,7 +10,7 @@ import time
 import httpx
 import numpy as np
 import pytest
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from avatar_core.providers.base import Choices
@@ -187,7 +187,7 @@ def test_duration_limit_ends_a_session_even_when_kept_alive():
 async def connect(c: HeyGenClient, **new_kwargs):
     """What the v1 client does: take the offer, answer through streaming.start."""
     new = await c.new_session("low", "ava", "heart", **new_kwargs)
-    pc = RTCPeerConnection()
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # loopback only: no public STUN
     frames: dict[str, list] = {"video": [], "audio": [], "events": [], "readers": []}
 
     @pc.on("track")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -61,6 +62,7 @@ class IceConfiguration:
         # assignment, so a page config copied from another thread never sees it half-made
         self.rtc_configuration: dict[str, Any] = {"iceTransportPolicy": "relay"} if self.force_relay else {}
         self.last_error: str | None = None
+        self._listeners: list[Callable[[list[dict[str, Any]]], None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -105,9 +107,21 @@ class IceConfiguration:
                 log.exception("TURN (%s): renewing credentials failed; retrying in %.0f s", self.provider, RETRY_S)
                 wait = RETRY_S
 
+    @property
+    def servers(self) -> list[dict[str, Any]]:
+        """The ICE servers configured now (none: host candidates only, no public STUN)."""
+        return list(self.rtc_configuration.get("iceServers", []))
+
+    def follow(self, listener: Callable[[list[dict[str, Any]]], None]) -> None:
+        """Call `listener` with the servers now and whenever they are renewed."""
+        self._listeners.append(listener)
+        listener(self.servers)
+
     def _apply(self, servers: list[dict[str, Any]]) -> None:
         # in place: Gradio's page config and fastrtc's `turn` endpoint hold this same dict
         self.rtc_configuration["iceServers"] = servers
+        for listener in self._listeners:
+            listener(servers)
 
     def _custom_servers(self) -> list[dict[str, Any]]:
         s = self._settings

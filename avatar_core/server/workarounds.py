@@ -10,6 +10,10 @@ is checked again (and removed when the new version no longer needs it).
    have no replacement yet (quiet_gradio_6_warnings).
 5. fastrtc 0.0.34 breaks receive mode when `rtc_configuration` is a callable: the ICE
    configuration is one static dict (server/turn.py).
+6. fastrtc 0.0.34's server-side peers use aiortc's default ICE servers (Google's public
+   STUN) unless given `server_rtc_configuration`, which it converts once, at construction;
+   it reads the converted attribute at every offer, so renewed servers are set there
+   (server_ice_follows).
 
 ## 1. Letting Gradio 5's queue forget events it has finished
 
@@ -40,6 +44,7 @@ from fastrtc import VideoStreamHandler, WebRTC
 from gradio.queueing import Queue
 
 from .runtime import Runtime
+from .turn import IceConfiguration
 
 log = logging.getLogger(__name__)
 WORKS_AROUND = {"gradio": "5.50.0", "fastrtc": "0.0.34"}  # the pins these are written for
@@ -99,6 +104,16 @@ def peer_closer(component: WebRTC, runtime: Callable[[], Runtime]) -> PeerCloser
             rt.hand_over(lambda: rt.tasks.spawn(pc.close(), f"close-peer-{webrtc_id[:8]}"))
 
     return close
+
+
+def server_ice_follows(components: list[WebRTC], ice: IceConfiguration) -> None:
+    """The server's own peers use exactly the configured ICE servers, renewed ones too."""
+
+    def apply(servers: list[dict[str, Any]]) -> None:
+        for component in components:
+            component.server_rtc_configuration = WebRTC.convert_to_aiortc_format({"iceServers": servers})
+
+    ice.follow(apply)
 
 
 def quiet_gradio_6_warnings() -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import numpy as np
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from gradio_client import Client
 from gradio_client.exceptions import AppError
@@ -129,7 +129,7 @@ class Viewer:
                              self._connect("avatar-audio", "audio", timeout))
 
     async def _connect(self, elem_id: str, kind: str, timeout: float) -> None:
-        pc = RTCPeerConnection()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # loopback only: no public STUN
         self.pcs.append(pc)
         pc.addTransceiver(kind, direction="recvonly")
         pc.createDataChannel("text")

@@ -61,7 +61,8 @@ class V1WebRTCMedia:
             raise MediaError("HeyGen offered LiveKit (v2) media, which this app does not receive yet.")
         servers = [RTCIceServer(urls=urls, username=s.get("username"), credential=s.get("credential"))
                    for s in session.ice_servers if (urls := s.get("urls") or s.get("url"))]
-        pc = self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers or None))
+        # only the servers HeyGen gave: aiortc's default (None) would ask Google's public STUN server
+        pc = self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
         settled = asyncio.Event()  # connected, or failed: either way stop waiting
 
         @pc.on("connectionstatechange")

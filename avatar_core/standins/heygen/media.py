@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import numpy as np
-from aiortc import RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 from av import AudioFrame, VideoFrame
@@ -120,7 +120,7 @@ class AvatarPeer:
     def __init__(self, avatar: LocalAvatar, drop_media_after_s: float | None = None,
                  break_ice: bool = False) -> None:
         self.avatar = avatar
-        self.pc = RTCPeerConnection()
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # loopback only: no public STUN
         self._break_ice = break_ice
         self._task_id: str | None = None
         self._task_started = 0.0
