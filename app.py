@@ -151,8 +151,10 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
                                     allow_custom_value=True, scale=2)
             voice_id = gr.Dropdown(initial.voices, value=initial.default_voice, label="Voice ID",
                                    allow_custom_value=True, scale=2)
+            # allow_custom_value: an API caller's bad value gets our message and a status line,
+            # not Gradio's "not in the list of choices" with the whole value echoed
             quality = gr.Dropdown([(f"{q} ({w}x{h})", q) for q, (w, h) in QUALITY_SIZES.items()],
-                                  value=settings.default_quality, label="Quality", scale=2)
+                                  value=settings.default_quality, label="Quality", scale=2, allow_custom_value=True)
             new_btn = gr.Button("New", variant="primary", elem_id="new-btn", scale=1, min_width=90)
             start_btn = gr.Button("Start", elem_id="start-btn", scale=1, min_width=90)
             close_btn = gr.Button("Close", variant="stop", elem_id="close-btn", scale=1, min_width=90)
@@ -183,7 +185,8 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
                     bg_kind = gr.Radio([("Colour", "color"), ("Preset", "preset"), ("Upload", "upload")],
                                        value="color", label="Replace with")
                     bg_color = gr.ColorPicker(value="#1e293b", label="Colour")
-                    bg_preset = gr.Dropdown(backgrounds.preset_names(), value="studio", label="Preset")
+                    bg_preset = gr.Dropdown(backgrounds.preset_names(), value="studio", label="Preset",
+                                            allow_custom_value=True)  # as Quality: our message for a bad one
                     bg_upload = gr.File(label=f"Picture (PNG, JPEG or WebP, up to "
                                               f"{backgrounds.UPLOAD_MAX_BYTES // 2**20} MB)",
                                         file_types=backgrounds.UPLOAD_SUFFIXES, type="filepath")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 from fastrtc import WebRTC
 
@@ -106,3 +108,82 @@ def test_the_apps_own_peers_use_only_the_configured_ice_servers_and_follow_renew
         assert (server.urls, server.username, server.credential) == (["turn:turn.example.org:3478"], "u", "p")
     ice._apply([{"urls": ["turn:renewed.example.org"], "username": "u2", "credential": "p2"}])  # a renewal
     assert all(c.server_rtc_configuration.iceServers[0].urls == ["turn:renewed.example.org"] for c in components)
+
+
+# --- 1, 2, 4. Every API input checked for type and size at the edge, once ------------------
+@pytest.fixture(scope="module")
+def app():
+    process = AppProcess().wait_ready()
+    yield process
+    process.stop()
+
+
+MB = 1_000_000
+HOSTILE = [  # (api, arguments, the one line the caller gets and the page shows)
+    ("new_session", ([[1, 2], "heart", "low"]), "The avatar ID must be text, not a list."),
+    ("new_session", (["ava", "heart", ["low"]]), "The quality must be text, not a list."),
+    ("new_session", (["ava", {"id": 1}, "low"]), "The voice ID must be text, not an object."),
+    ("new_session", (["ava", 7, "low"]), "The voice ID must be text, not a number."),
+    ("new_session", ([True, "heart", "low"]), "The avatar ID must be text, not true or false."),
+    ("new_session", (["x" * MB, "heart", "low"]), f"The avatar ID is {MB} characters; the limit is 200."),
+    ("new_session", (["ava", "v" * 201, "low"]), "The voice ID is 201 characters; the limit is 200."),
+    ("new_session", (["ava", "heart", "q" * 41]), "The quality is 41 characters; the limit is 40."),
+    ("new_session", (["ava", "heart", "ultra"]), "Unknown quality 'ultra'. Valid qualities: low (640x360), "
+                                                 "medium (854x480), high (1280x720)."),
+    ("new_session", (["n" * 200, "heart", "low"]), "Unknown avatar ID '" + "n" * 38 + "…. Valid avatar IDs: "
+                                                   "ava, leo, mira."),
+    ("new_session", (["ava\ud800", "heart", "low"]),
+     "Unknown avatar ID 'ava\ufffd'. Valid avatar IDs: ava, leo, mira."),
+    ("new_session", (["ava", "fenrir\x00\x07", "low"]), "Unknown voice ID 'fenrir'. Valid voice IDs: heart, "
+                                                        "espeak-us-male, espeak-uk-female."),
+    ("set_background", ([True, "color", "rgb(1.2.3, 0, 0)", "studio", None]),
+     "'rgb(1.2.3, 0, 0)' is not a colour; use a hex colour like #1e293b."),
+    ("set_background", ([True, "color", "rgb(" + "9" * 400 + ", 0, 0)", "studio", None]),
+     "The colour is 411 characters; the limit is 40."),
+    ("set_background", ([True, "color", "#" * MB, "studio", None]), f"The colour is {MB} characters; the limit is 40."),
+    ("set_background", ([True, "preset", "#000000", ["studio"], None]), "The preset must be text, not a list."),
+    ("set_background", ([True, "preset", "#000000", "b" * 60, None]), "The preset is 60 characters; the limit is 40."),
+    ("set_background", ([True, "preset", "#000000", "beach", None]),
+     "Unknown preset 'beach'. Presets: office, studio, sunset."),
+    ("set_background", (["yes", "color", "#000000", "studio", None]),
+     "Remove background must be true or false, not text."),
+    ("set_background", ([[True], "color", "#000000", "studio", None]),
+     "Remove background must be true or false, not a list."),
+    ("repeat", ([1, 2],), "There is no open session to speak in. Click New first."),  # the textbox makes it text
+    ("repeat", ("x" * 5000,), "The message is 5000 characters; the limit is 1000."),
+    ("repeat", (None,), "There is no open session to speak in. Click New first."),
+    ("talk", (None, "llm"), "There is no open session to talk in. Click New first."),
+    ("talk", ("y" * 1001, "llm"), "The message is 1001 characters; the limit is 1000."),
+]
+
+
+def call(url: str, api_name: str, args: list, session_hash: str) -> tuple[str, object]:
+    """One API call over plain HTTP, as any client can make it (Gradio's /run/ route, with
+    the caller's session hash), the JSON written with escapes, so a lone surrogate travels
+    as \\ud800: ("error", the message) or ("complete", the last output: the status log)."""
+    body = json.dumps({"data": list(args), "session_hash": session_hash})
+    reply = httpx.post(f"{url}/gradio_api/run/{api_name}", content=body,
+                       headers={"content-type": "application/json"}, timeout=60)
+    payload = reply.json()
+    if "error" in payload:
+        return "error", payload["error"]
+    return "complete", payload["data"][-1]
+
+
+@pytest.mark.integration
+def test_hostile_inputs_get_one_clear_line_and_change_nothing(app):
+    hacker = "hostile-caller-1"
+    failures = []
+    for api_name, args, expected in HOSTILE:
+        event, data = call(app.url, api_name, list(args), hacker)
+        if (event, data) != ("error", expected):
+            failures.append((api_name, expected, event, str(data)[:300]))
+        status = str(call(app.url, "status", [], hacker)[1])
+        if not status.rstrip().endswith(f"Error: {expected}"):
+            failures.append((api_name, expected, "status: " + status[-300:]))
+    assert not failures, "\n".join(map(str, failures))
+    # nothing was changed: no session, and the app still serves this caller normally
+    assert "created" not in str(call(app.url, "status", [], hacker)[1])
+    event, data = call(app.url, "new_session", ["ava", "heart", "low"], hacker)
+    assert event == "complete" and re.search(r"Session [0-9a-f]{8} created", str(data)), data
+    assert call(app.url, "close_session", [], hacker)[0] == "complete"

@@ -6,6 +6,7 @@ failure is one clear line that leaves the session usable."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -179,3 +180,19 @@ def test_history_and_transcript_stay_bounded():
         conversation.answered_elsewhere(f"answer {i}")
     assert len(conversation.transcript) == MAX_TRANSCRIPT and len(conversation.history) == 4
     assert conversation.history[-1]["content"] == f"answer {MAX_TRANSCRIPT - 1}"
+
+
+def test_lone_surrogates_from_the_page_and_from_the_llm_become_valid_text(llm_server):
+    """A lone surrogate cannot be encoded: kept, it would break every later JSON reply
+    (the transcript poll answered HTTP 500 for the rest of the session)."""
+
+    async def body(c, session):
+        llm_server.script(chunks=["Half \ud800 a character."])
+        said = await c.talk(ME, "hi \udc00 there")
+        assert llm_server.state()["requests"][-1]["messages"][-1] == {"role": "user", "content": "hi \ufffd there"}
+        assert said == "Half \ufffd a character."
+        _, messages = c.transcript(ME)
+        json.dumps(messages, ensure_ascii=False).encode("utf-8")  # what every poll does: it must not fail
+        assert [m["content"] for m in messages] == ["hi \ufffd there", "Half \ufffd a character."]
+
+    run(body, llm_server.base_url)

@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UserError
+from ..text import shown
 
 PRESETS_DIR = Path(__file__).resolve().parents[2] / "assets" / "backgrounds"
 UPLOAD_MAX_BYTES = 8 * 1024 * 1024
@@ -31,7 +32,8 @@ def preset_names() -> list[str]:
 
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")
-_RGB_FUNC = re.compile(r"^rgba?\(\s*([\d.]+)\s*,\s*([\d.]+)\s*,\s*([\d.]+)\s*(?:,\s*[\d.]+\s*)?\)$")
+_NUMBER = r"\d{1,3}(?:\.\d{1,6})?"  # 0-255 with a fraction: nothing that could overflow or fail to parse
+_RGB_FUNC = re.compile(rf"^rgba?\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*(?:,\s*{_NUMBER}\s*)?\)$")
 
 
 def parse_color(value: str) -> tuple[int, int, int]:
@@ -46,7 +48,7 @@ def parse_color(value: str) -> tuple[int, int, int]:
         rgb = tuple(round(float(v)) for v in m.groups())
         if all(0 <= v <= 255 for v in rgb):
             return rgb  # type: ignore[return-value]
-    raise BackgroundError(f"{value!r} is not a colour; use a hex colour like #1e293b.")
+    raise BackgroundError(f"{shown(value)} is not a colour; use a hex colour like #1e293b.")
 
 
 def load_upload(path: str | os.PathLike[str]) -> np.ndarray:
@@ -75,7 +77,7 @@ def load_upload(path: str | os.PathLike[str]) -> np.ndarray:
 @lru_cache(maxsize=8)
 def _load_preset(name: str) -> np.ndarray:
     if name not in preset_names():
-        raise BackgroundError(f"Unknown preset {name!r}. Presets: {', '.join(preset_names())}.")
+        raise BackgroundError(f"Unknown preset {shown(name)}. Presets: {', '.join(preset_names())}.")
     with Image.open(PRESETS_DIR / f"{name}.jpg") as img:
         return np.asarray(img.convert("RGB"), np.uint8)
 

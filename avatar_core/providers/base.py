@@ -18,6 +18,7 @@ from typing import Literal, get_args
 from ..errors import UserError
 from ..events import EventSink
 from ..media.format import MediaTick
+from ..text import shown
 
 Quality = Literal["low", "medium", "high"]
 QUALITY_SIZES: dict[Quality, tuple[int, int]] = {  # (width, height): HeyGen's 360p, 480p, 720p
@@ -39,7 +40,7 @@ def parse_quality(value: object) -> Quality:
         if value == quality:
             return quality
     valid = ", ".join(f"{q} ({w}x{h})" for q, (w, h) in QUALITY_SIZES.items())
-    raise UnknownQualityError(f"Unknown quality {str(value)[:40]!r}. Valid qualities: {valid}.")
+    raise UnknownQualityError(f"Unknown quality {shown(value)}. Valid qualities: {valid}.")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from ..media.backgrounds import BackgroundChoice, BackgroundError, load_upload, 
 from ..providers.base import Choices, parse_quality
 from ..talk.conversation import Conversation, Message
 from ..talk.llm import LLM, NOT_CONFIGURED
+from ..text import shown
+from . import inputs
 from .manager import SessionManager
 from .session import AvatarSession, SessionState
 from .status_log import StatusLog
@@ -90,16 +92,18 @@ class Controller:
         return session
 
     # --- actions -------------------------------------------------------------------------
-    async def new_session(self, key: str, avatar_id: str, voice_id: str, quality: str) -> str:
+    async def new_session(self, key: str, avatar_id: object, voice_id: object, quality: object) -> str:
         browser = self.browser(key)
         with self._reported(browser, "New"):
+            avatar_id = inputs.identifier(avatar_id, "The avatar ID")
+            voice_id = inputs.identifier(voice_id, "The voice ID")
+            size = parse_quality(inputs.choice(quality, "The quality"))
             current = self.sessions.get(browser.session_id)
             if current is not None and current.state is not SessionState.CLOSED:
                 raise UserError(f"Session {current.short_id} is already open. Click Close before "
                                 "creating a new one.")
             if browser.creating:
                 raise UserError("A session is already being created; wait for it.")
-            size = parse_quality(quality)
             browser.log.add("Creating a new session... please wait")
             browser.creating = True
             try:
@@ -123,25 +127,27 @@ class Controller:
             await session.start()
         return session.id
 
-    async def repeat(self, key: str, text: str) -> None:
+    async def repeat(self, key: str, text: object) -> None:
         browser = self.browser(key)
         with self._reported(browser, "Repeat"):
+            text = inputs.message(text)
             session = self._open_session(browser, "speak in")
-            await session.speak(text or "")
+            await session.speak(text)
         browser.log.add(f"Repeat sent ({len(text.strip())} characters).")
 
-    async def talk(self, key: str, text: str, answer_with: str = OUR_LLM) -> str:
+    async def talk(self, key: str, text: object, answer_with: object = OUR_LLM) -> str:
         """Ask our LLM (or the provider's own, answer_with=its name); the avatar says the
         reply sentence by sentence as it streams in. Returns what was said."""
         browser = self.browser(key)
         with self._reported(browser, "Talk"):
+            text = inputs.message(text)
+            answer_with = inputs.choice(answer_with, "The choice of LLM") or OUR_LLM
             session = self._open_session(browser, "talk in")
             if session.answering:
                 raise UserError("The avatar is still answering. Click Interrupt first, or wait.")
-            answer_with = answer_with or OUR_LLM
             if answer_with != OUR_LLM:
                 if answer_with != self.service.name or not self.service.capabilities.own_llm:
-                    raise UserError(f"Unknown choice of LLM {answer_with[:40]!r}: this avatar answers with "
+                    raise UserError(f"Unknown choice of LLM {shown(answer_with)}: this avatar answers with "
                                     f"{self._llm_names()}.")
                 await session.answer_natively(await session.ready_to_speak(text))
                 browser.log.add(f"Talk sent to {self.service.capabilities.own_llm}; the answer is spoken "
@@ -191,10 +197,15 @@ class Controller:
             browser.log.add("Closing the session... please wait")
             await session.close(reason)
 
-    async def set_background(self, key: str, remove: bool, kind: str, color: str, preset: str,
-                             upload_path: str | None) -> str:
+    async def set_background(self, key: str, remove: object, kind: object, color: object, preset: object,
+                             upload_path: object) -> str:
         browser = self.browser(key)
         with self._reported(browser, "Background"):
+            remove = inputs.flag(remove, "Remove background")
+            kind = inputs.choice(kind, "The background kind")
+            color = inputs.choice(color, "The colour")
+            preset = inputs.choice(preset, "The preset")
+            upload_path = inputs.optional_path(upload_path, "The picture")
             choice = replace(browser.background, remove=bool(remove), kind=kind)
             if kind == "color":
                 choice = replace(choice, color=parse_color(color))
@@ -204,7 +215,7 @@ class Controller:
                 if upload_path:
                     choice = replace(choice, upload=await asyncio.to_thread(load_upload, upload_path))
             else:
-                raise BackgroundError(f"Unknown background kind {kind!r}; use color, preset or upload.")
+                raise BackgroundError(f"Unknown background kind {shown(kind)}; use color, preset or upload.")
             session = self.sessions.get(browser.session_id)
             live = session if session is not None and session.state is not SessionState.CLOSED else None
             width, height = live.clock.size if live is not None else NO_SESSION_SIZE

@@ -12,6 +12,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from ..errors import ProviderError
 from ..settings import Settings
+from ..text import valid_text
 
 HF_ROUTER_URL = "https://router.huggingface.co/v1"
 OPENAI_DEFAULT_MODEL = "gpt-4.1-mini"
@@ -41,7 +42,7 @@ class LLM:
                     delta = chunk.choices[0].delta.content if chunk.choices else None
                     if delta:
                         got_any = True
-                        yield delta
+                        yield valid_text(delta)  # a lone surrogate would break every later JSON reply
             finally:
                 await stream.close()
         except openai.AuthenticationError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -36,7 +37,9 @@ class OpenAIServerProcess(ServerProcess):
         return self.url + "/v1"
 
     def script(self, **script: Any) -> None:
-        httpx.post(self.url + "/_control/script", json=script, timeout=5).raise_for_status()
+        # escaped JSON, so a script may hold what UTF-8 cannot (a lone surrogate, as a hostile server sends)
+        httpx.post(self.url + "/_control/script", content=json.dumps(script), timeout=5,
+                   headers={"content-type": "application/json"}).raise_for_status()
 
     def release(self) -> None:
         httpx.post(self.url + "/_control/release", timeout=5).raise_for_status()

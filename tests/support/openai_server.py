@@ -19,7 +19,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 script: dict[str, Any] = {"chunks": ["Hello from the stub."], "hold_after": None, "error": None, "first_delay_s": 0}
@@ -80,7 +80,7 @@ async def set_script(request: Request):
     script.update({"chunks": ["Hello from the stub."], "hold_after": None, "error": None, "first_delay_s": 0})
     script.update(await request.json())
     release.clear()
-    return JSONResponse(script)
+    return Response(json.dumps(script), media_type="application/json")  # escaped: a script may hold lone surrogates
 
 
 async def do_release(request: Request):

@@ -18,6 +18,7 @@ from ...events import EventSink, MediaFailed, NativeReply, UpstreamMessage
 from ...media.audio_buffer import AudioBuffer
 from ...media.format import AUDIO_RATE, SAMPLES_PER_TICK, MediaTick
 from ...tasks import TaskOwner
+from ...text import valid_text
 from ..base import QUALITY_SIZES, Avatar, Quality
 from .client import HeyGenClient, NewSession
 from .errors import HeyGenError, MediaError, SessionClosedError
@@ -102,7 +103,7 @@ class HeyGenAvatar(Avatar):
         if kind in ("avatar_start_talking", "avatar_stop_talking"):
             self._talking = kind == "avatar_start_talking"  # the clock reports the change
         elif kind == "avatar_talking_message" and event.get("message") and len(self._said) < MAX_SAID_PIECES:
-            self._said.append(str(event["message"]))
+            self._said.append(valid_text(str(event["message"])))
         elif kind == "avatar_end_message" and self._said:
             said, self._said = "".join(self._said).strip(), []
             self._events.emit(UpstreamMessage(f"HeyGen says: {said[:300]}"))

@@ -18,6 +18,7 @@ from functools import lru_cache, partial
 import numpy as np
 
 from ...errors import UserError
+from ...text import shown
 from ..base import QUALITY_SIZES, Quality
 
 RGB = tuple[int, int, int]
@@ -62,7 +63,7 @@ def get_look(look_id: str) -> Look:
     try:
         return LOOKS[look_id]
     except KeyError:
-        raise UnknownLookError(f"Unknown avatar ID {look_id!r}. Valid avatar IDs: {', '.join(LOOKS)}.") from None
+        raise UnknownLookError(f"Unknown avatar ID {shown(look_id)}. Valid avatar IDs: {', '.join(LOOKS)}.") from None
 
 
 # --- signed distance shapes (pixels; negative inside) ------------------------------------

@@ -20,6 +20,7 @@ import numpy as np
 
 from ...errors import UserError
 from ...media.format import AUDIO_RATE
+from ...text import shown
 
 
 class UnknownVoiceError(UserError):
@@ -165,7 +166,7 @@ class VoiceCatalog:
             return self.voices[voice_id]
         except KeyError:
             valid = ", ".join(self.voices)
-            raise UnknownVoiceError(f"Unknown voice ID {voice_id!r}. Valid voice IDs: {valid}.") from None
+            raise UnknownVoiceError(f"Unknown voice ID {shown(voice_id)}. Valid voice IDs: {valid}.") from None
 
 
 @cache
