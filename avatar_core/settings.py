@@ -49,6 +49,8 @@ class Settings(BaseSettings):
         min_length=1, max_length=4000, description="The LLM's instructions (and HeyGen's knowledge base).")
     llm_max_history: int = Field(10, ge=0, le=100, description="Earlier exchanges sent with each Talk.")
     llm_timeout_s: float = Field(30.0, gt=0, le=300, description="Seconds to wait for the LLM.")
+    llm_max_tokens: int = Field(300, ge=16, le=8192,  # a spoken answer of a minute or two
+                                description="Most tokens an LLM answer may have.")
     share: bool = Field(False, description="Ask Gradio for a public share link (same as `--share`).")
     default_quality: Quality = Field(
         "low", description="Quality selected when the page opens."

@@ -9,10 +9,14 @@ import re
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from fastrtc import WebRTC
 
 from app import build_app
+from avatar_core.errors import SpeechQueueFullError
+from avatar_core.media.format import AUDIO_RATE
+from avatar_core.providers.local.avatar import MAX_QUEUED_SPEECH_S, LocalAvatar
 from avatar_core.providers.local.service import LocalService
 from avatar_core.server.logs import HIDDEN, RedactCredentials
 from avatar_core.server.turn import IceConfiguration
@@ -187,3 +191,42 @@ def test_hostile_inputs_get_one_clear_line_and_change_nothing(app):
     event, data = call(app.url, "new_session", ["ava", "heart", "low"], hacker)
     assert event == "complete" and re.search(r"Session [0-9a-f]{8} created", str(data)), data
     assert call(app.url, "close_session", [], hacker)[0] == "complete"
+
+
+# --- 6. Speech waiting to be played is bounded by duration, not only by messages ----------
+class LongVoice:
+    """A voice that returns 10 s of audio per sentence at once, 200 s per message."""
+
+    voice_id, label = "long", "Long"
+
+    def sentences(self, text: str):
+        for _ in range(20):
+            yield np.full(10 * AUDIO_RATE, 0.1, np.float32)
+
+
+def test_synthesis_waits_while_30_s_of_speech_wait_and_speak_refuses_more():
+    async def body() -> None:
+        avatar = LocalAvatar("ava", LongVoice(), "low", Recorder())
+        try:
+            await avatar.speak("a long message")
+            await asyncio.sleep(0.5)  # the worker has had every chance to synthesise all of it
+            queued_s = avatar._speech.pending_samples / AUDIO_RATE
+            assert MAX_QUEUED_SPEECH_S <= queued_s <= MAX_QUEUED_SPEECH_S + 10  # not 200 s (and 77 MB)
+            with pytest.raises(SpeechQueueFullError, match="30 s of speech are already waiting"):
+                await avatar.speak("more")
+            for index in range(25 * 12):  # 12 s played by the clock: room again, synthesis goes on
+                avatar.tick(index)
+            await asyncio.sleep(0.3)
+            assert avatar._speech.pending_samples / AUDIO_RATE >= MAX_QUEUED_SPEECH_S
+        finally:
+            await avatar.close()
+
+    asyncio.run(body())
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    def emit(self, event: object) -> None:
+        self.events.append(event)

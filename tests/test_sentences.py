@@ -39,3 +39,13 @@ def test_a_long_run_without_punctuation_is_cut_early():
     assert out and all(len(s) <= SOFT_LIMIT for s in out)
     clause = ("This part has no full stop but it has a comma, " * 6)
     assert SentenceSplitter().feed(clause)[0].endswith(",")
+
+
+def test_megabyte_replies_are_cut_into_bounded_pieces_that_keep_every_character():
+    for text in ("x" * 1_000_000, "word " * 200_000, "Hi. " * 250_000, ("a" * 150 + ", ") * 6000):
+        splitter = SentenceSplitter()
+        pieces = splitter.feed(text)
+        if rest := splitter.flush():
+            pieces.append(rest)
+        assert all(len(p) <= SOFT_LIMIT for p in pieces)
+        assert "".join(pieces).replace(" ", "") == text.replace(" ", "")

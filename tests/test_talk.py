@@ -13,6 +13,7 @@ import pytest
 from avatar_core.errors import AvatarError, UserError
 from avatar_core.events import ViewerChanged
 from avatar_core.session.controller import TalkSettings
+from avatar_core.talk.conversation import MAX_ANSWER_CHARS
 from avatar_core.talk.llm import LLM, NOT_CONFIGURED
 from tests.support.app_process import free_port
 from tests.support.controllers import started_controller
@@ -32,7 +33,7 @@ def llm_server():
 
 def run(body, base_url: str | None, timeout_s: float = 10.0, with_llm: bool = True):
     async def main():
-        llm = LLM("test-key", base_url, "stub-model", timeout_s) if with_llm else None
+        llm = LLM("test-key", base_url, "stub-model", timeout_s, max_tokens=123) if with_llm else None
         c = started_controller(talk=TalkSettings(llm, "Be brief.", 5))
         await c.new_session(ME, "ava", "heart", "low")
         await c.start(ME)
@@ -194,5 +195,16 @@ def test_lone_surrogates_from_the_page_and_from_the_llm_become_valid_text(llm_se
         _, messages = c.transcript(ME)
         json.dumps(messages, ensure_ascii=False).encode("utf-8")  # what every poll does: it must not fail
         assert [m["content"] for m in messages] == ["hi \ufffd there", "Half \ufffd a character."]
+
+    run(body, llm_server.base_url)
+
+
+def test_an_endless_answer_is_bounded_in_tokens_asked_and_characters_spoken(llm_server):
+    async def body(c, session):
+        llm_server.script(chunks=["and on " * 40] * 60)  # 16800 characters, no sentence end
+        said = await c.talk(ME, "Talk forever?")
+        assert llm_server.state()["requests"][-1]["max_tokens"] == 123  # LLM_MAX_TOKENS is asked for
+        assert 2500 < len(said) <= MAX_ANSWER_CHARS  # read up to the cap, and said
+        assert c.transcript(ME)[1][-1]["content"] == said
 
     run(body, llm_server.base_url)

@@ -14,6 +14,7 @@ from .sentences import SentenceSplitter
 
 Message = dict[str, Any]
 MAX_TRANSCRIPT = 200  # messages kept for the page; the LLM only ever sees the last few turns
+MAX_ANSWER_CHARS = 3000  # spoken per answer at most (about three minutes): the rest is not read
 
 
 class Conversation:
@@ -56,6 +57,7 @@ class Conversation:
         shown = self._show("assistant", "…")
         said: list[str] = []
         splitter = SentenceSplitter()
+        budget = MAX_ANSWER_CHARS  # characters of the reply still to be read
 
         async def hand_over(sentence: str) -> None:
             await say(sentence)
@@ -66,8 +68,11 @@ class Conversation:
         try:
             async with contextlib.aclosing(llm.stream(messages)) as stream:  # cancelled: the request closes now
                 async for delta in stream:
-                    for sentence in splitter.feed(delta):
+                    for sentence in splitter.feed(delta[:budget]):
                         await hand_over(sentence)
+                    budget -= len(delta)
+                    if budget <= 0:
+                        break  # an endless reply: what was read is said, the request closes
             if rest := splitter.flush():
                 await hand_over(rest)
         except asyncio.CancelledError:

@@ -27,8 +27,9 @@ class LLMError(ProviderError):
 
 
 class LLM:
-    def __init__(self, api_key: str, base_url: str | None, model: str, timeout_s: float) -> None:
-        self.model, self.base_url = model, base_url
+    def __init__(self, api_key: str, base_url: str | None, model: str, timeout_s: float,
+                 max_tokens: int) -> None:
+        self.model, self.base_url, self.max_tokens = model, base_url, max_tokens
         self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0)
 
     async def stream(self, messages: list[dict[str, Any]]) -> AsyncGenerator[str, None]:
@@ -36,7 +37,8 @@ class LLM:
         got_any = False
         try:
             stream = await self._client.chat.completions.create(
-                model=self.model, messages=cast(list[ChatCompletionMessageParam], messages), stream=True)
+                model=self.model, messages=cast(list[ChatCompletionMessageParam], messages), stream=True,
+                max_tokens=self.max_tokens)
             try:
                 async for chunk in stream:
                     delta = chunk.choices[0].delta.content if chunk.choices else None
@@ -81,8 +83,8 @@ def llm_from(settings: Settings) -> LLM | None:
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     if key or settings.openai_base_url:
         return LLM(key or "not-needed", settings.openai_base_url, settings.llm_model or OPENAI_DEFAULT_MODEL,
-                   settings.llm_timeout_s)
+                   settings.llm_timeout_s, settings.llm_max_tokens)
     if settings.hf_token is not None and settings.hf_token.get_secret_value():
         return LLM(settings.hf_token.get_secret_value(), HF_ROUTER_URL, settings.llm_model or HF_DEFAULT_MODEL,
-                   settings.llm_timeout_s)
+                   settings.llm_timeout_s, settings.llm_max_tokens)
     return None

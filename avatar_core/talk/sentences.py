@@ -17,6 +17,7 @@ SOFT_LIMIT = 200  # characters before a sentence with no end is cut at a clause 
 _END = re.compile(r"[.!?…]+[\"”’)\]]*(?=\s)")
 _MARKDOWN = re.compile(r"(\*\*|__|`+|^#+\s*|^\s*[-*+]\s+)", re.MULTILINE)
 _SPEAKABLE = re.compile(r"\w")
+_NEXT_VISIBLE = re.compile(r"\s*(\S)")
 
 
 def _clean(sentence: str) -> str | None:
@@ -44,21 +45,33 @@ class SentenceSplitter:
         return " ".join(self._sentences(rest, final=True)) or None
 
     def _sentences(self, text: str, final: bool) -> list[str]:
-        out, start = [], 0
-        for match in _END.finditer(text):
-            rest = text[match.end():].lstrip()
-            if not rest:
-                break  # what follows has not arrived yet: decide later
-            if self._is_end(text[start:match.end()], rest[0]):
-                out.append(text[start:match.end()])
-                start = match.end()
+        """Linear in len(text): positions only move forward and nothing after them is
+        copied or searched twice (a megabyte-long reply must not stall the event loop)."""
+        out: list[str] = []
+        start = 0
+        match = _END.search(text)
+        while True:
+            if match is not None and match.start() < start:  # a cut went past it
+                match = _END.search(text, start)
+            if match is not None and match.end() - start <= SOFT_LIMIT:
+                following = _NEXT_VISIBLE.match(text, match.end())
+                if following is None:
+                    break  # what follows has not arrived yet: decide later
+                if self._is_end(text[start:match.end()], following.group(1)):
+                    out.append(text[start:match.end()])
+                    start = match.end()
+                match = _END.search(text, match.end())
+                continue
+            if len(text) - start <= SOFT_LIMIT:
+                break
+            # no end in sight: cut at the last clause mark, else at a word, else anywhere
+            limit = start + SOFT_LIMIT
+            cut = max(text.rfind(mark, start, limit) for mark in (", ", "; ", ": ", " — "))
+            cut = cut + 1 if cut > start + SOFT_LIMIT // 3 else text.rfind(" ", start, limit)
+            cut = cut if cut > start else limit
+            out.append(text[start:cut])
+            start = cut
         tail = text[start:]
-        while len(tail) > SOFT_LIMIT:  # no end in sight: cut at the last clause mark, else word
-            cut = max(tail.rfind(mark, 0, SOFT_LIMIT) for mark in (", ", "; ", ": ", " — "))
-            cut = cut + 1 if cut > SOFT_LIMIT // 3 else tail.rfind(" ", 0, SOFT_LIMIT)
-            cut = cut if cut > 0 else SOFT_LIMIT
-            out.append(tail[:cut])
-            tail = tail[cut:]
         if final:
             out.append(tail)
         elif start or len(tail) != len(text):

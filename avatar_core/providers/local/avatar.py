@@ -8,7 +8,7 @@ import logging
 from ...errors import SpeechQueueFullError, UserError
 from ...events import EventSink, UpstreamMessage
 from ...media.audio_buffer import AudioBuffer
-from ...media.format import FPS, SAMPLES_PER_TICK, MediaTick
+from ...media.format import AUDIO_RATE, FPS, SAMPLES_PER_TICK, MediaTick
 from ...tasks import TaskOwner
 from ..base import Avatar, Quality
 from .face import FaceRenderer, get_look
@@ -17,6 +17,8 @@ from .speech import Voice
 
 log = logging.getLogger(__name__)
 MAX_QUEUED_TEXTS = 3  # beyond this, speak() refuses instead of piling up audio
+MAX_QUEUED_SPEECH_S = 30.0  # synthesised audio waiting to be played: beyond it, synthesis waits
+ROOM_CHECK_S = 0.1
 
 
 class LocalAvatar(Avatar):
@@ -51,9 +53,9 @@ class LocalAvatar(Avatar):
     async def speak(self, text: str) -> None:
         if self._closed:
             raise UserError("The session was closed. Click New to begin again.")
-        if self._texts.qsize() >= MAX_QUEUED_TEXTS:
-            raise SpeechQueueFullError(f"{MAX_QUEUED_TEXTS} messages are already waiting to be spoken. "
-                                       "Wait for the avatar to finish, then send more.")
+        if self._texts.qsize() >= MAX_QUEUED_TEXTS or self._speech_queued_s >= MAX_QUEUED_SPEECH_S:
+            raise SpeechQueueFullError(f"{MAX_QUEUED_TEXTS} messages or {MAX_QUEUED_SPEECH_S:.0f} s of speech are "
+                                       "already waiting to be spoken. Wait for the avatar to finish, then send more.")
         self._texts.put_nowait(text)
         if self._worker is None or self._worker.done():
             self._worker = self._tasks.spawn(self._synthesize_queued(), "synthesis")
@@ -65,11 +67,17 @@ class LocalAvatar(Avatar):
                 sentences = iter(self._voice.sentences(text))
                 # one sentence at a time off the event loop: speech starts after the first
                 while (audio := await asyncio.to_thread(next, sentences, None)) is not None:
+                    while self._speech_queued_s >= MAX_QUEUED_SPEECH_S:  # memory is bounded by duration
+                        await asyncio.sleep(ROOM_CHECK_S)
                     self._speech.push(audio)
             except Exception as exc:  # one bad message must not silence the ones after it
                 log.exception("speech synthesis failed")
                 self._events.emit(UpstreamMessage(
                     f"Error: the voice could not say that message ({type(exc).__name__})."))
+
+    @property
+    def _speech_queued_s(self) -> float:
+        return self._speech.pending_samples / AUDIO_RATE
 
     @property
     def busy(self) -> bool:
