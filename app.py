@@ -32,11 +32,12 @@ from avatar_core.server.turn import IceConfiguration
 from avatar_core.server.workarounds import (
     StableVideoHandler,
     forget_finished_events,
+    no_tracebacks_to_clients,
     peer_closer,
     quiet_gradio_6_warnings,
     server_ice_follows,
 )
-from avatar_core.session.controller import OUR_LLM, Controller, TalkSettings
+from avatar_core.session.controller import MAX_BROWSERS, OUR_LLM, Controller, TalkSettings
 from avatar_core.session.manager import SessionManager
 from avatar_core.settings import Settings, SettingsError, load_settings
 from avatar_core.talk.llm import llm_from
@@ -140,7 +141,8 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
     async def unload(request: gr.Request):
         await controller.unload(browser_of(request))
 
-    with gr.Blocks(title="Streaming Avatar", theme=gr.themes.Soft()) as demo:
+    # uploaded pictures in Gradio's cache are deleted after an hour, checked hourly
+    with gr.Blocks(title="Streaming Avatar", theme=gr.themes.Soft(), delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# Streaming Avatar\n" + DESCRIPTION)
         session_id = gr.State(None)
         log_version = gr.State(-1)
@@ -237,7 +239,8 @@ def lifespan(sessions: SessionManager, max_sessions: int) -> Callable[[Any], Any
     """Gradio's server start-up, on its event loop: the runtime is set up once, here."""
 
     @asynccontextmanager
-    async def run(_app: Any) -> AsyncIterator[None]:
+    async def run(app: Any) -> AsyncIterator[None]:
+        no_tracebacks_to_clients(app)
         sessions.start(Runtime.on_running_loop(max_sessions))
         yield
 
@@ -281,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     share = args.share or settings.share
     demo.launch(server_name=settings.gradio_server_name, server_port=settings.gradio_server_port,
                 share=share, max_file_size=backgrounds.UPLOAD_MAX_BYTES, prevent_thread_lock=True,
-                app_kwargs={"lifespan": lifespan(controller.sessions, settings.max_sessions)})
+                app_kwargs={"lifespan": lifespan(controller.sessions, settings.max_sessions)},
+                state_session_capacity=MAX_BROWSERS)  # Gradio's own per-browser state: the same bound
     if share and not demo.share_url and not demo.space_id:  # on a Space, Gradio says why itself
         log.warning("No public share link: it could not be created (Gradio's share service cannot be "
                     "reached from here). Serving locally only, at %s", demo.local_url)

@@ -20,8 +20,11 @@ from avatar_core.providers.local.avatar import MAX_QUEUED_SPEECH_S, LocalAvatar
 from avatar_core.providers.local.service import LocalService
 from avatar_core.server.logs import HIDDEN, RedactCredentials
 from avatar_core.server.turn import IceConfiguration
+from avatar_core.session.controller import MAX_BROWSERS
+from avatar_core.session.status_log import MAX_LINE_CHARS, StatusLog
 from avatar_core.settings import Settings
 from tests.support.app_process import AppProcess
+from tests.support.controllers import started_controller
 from tests.support.openai_process import OpenAIServerProcess
 from tests.support.webrtc_viewer import Viewer
 
@@ -230,3 +233,37 @@ class Recorder:
 
     def emit(self, event: object) -> None:
         self.events.append(event)
+
+
+# --- 3. No stack trace reaches a client --------------------------------------------------
+@pytest.mark.integration
+def test_an_unhandled_error_answers_without_a_traceback(app):
+    for path, body in [("/gradio_api/queue/join", {"data": [], "fn_index": 999, "session_hash": "h"}),
+                       ("/gradio_api/run/predict", {"data": [], "fn_index": 999, "session_hash": "h"}),
+                       ("/gradio_api/run/predict", {"data": "not a list", "fn_index": "x"})]:
+        reply = httpx.post(app.url + path, json=body, timeout=30)
+        assert reply.status_code >= 400, (path, reply.status_code)
+        text = reply.text
+        assert "Traceback" not in text and 'File "' not in text and ".py" not in text, text[:300]
+    assert httpx.get(app.url + "/", timeout=30).status_code == 200  # and it goes on serving
+
+
+# --- 4. What is echoed and kept per browser is bounded -----------------------------------
+def test_a_status_line_is_cut_and_the_browsers_kept_are_bounded_sparing_open_sessions():
+    log = StatusLog()
+    log.add("x" * MB)
+    assert len(log.text()) <= MAX_LINE_CHARS + 20
+
+    async def body() -> None:
+        c = started_controller()
+        try:
+            await c.new_session("with-a-session", "ava", "heart", "low")
+            for i in range(MAX_BROWSERS + 200):  # API callers with fresh session hashes
+                c.status(f"caller-{i}")
+            assert len(c._browsers) <= MAX_BROWSERS
+            assert "with-a-session" in c._browsers  # its session is open: never forgotten
+            assert f"caller-{MAX_BROWSERS + 199}" in c._browsers and "caller-0" not in c._browsers
+        finally:
+            await c.sessions.close_all("test over")
+
+    asyncio.run(body())

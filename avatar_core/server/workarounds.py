@@ -14,6 +14,9 @@ is checked again (and removed when the new version no longer needs it).
    STUN) unless given `server_rtc_configuration`, which it converts once, at construction;
    it reads the converted attribute at every offer, so renewed servers are set there
    (server_ice_follows).
+7. Gradio 5.50.0 builds its FastAPI app with debug=True and no way to change it, so
+   Starlette answers any unhandled error with the full traceback in the HTTP body (an
+   unknown fn_index does it): no_tracebacks_to_clients turns debug off at start-up.
 
 ## 1. Letting Gradio 5's queue forget events it has finished
 
@@ -114,6 +117,14 @@ def server_ice_follows(components: list[WebRTC], ice: IceConfiguration) -> None:
             component.server_rtc_configuration = WebRTC.convert_to_aiortc_format({"iceServers": servers})
 
     ice.follow(apply)
+
+
+def no_tracebacks_to_clients(app: Any) -> None:
+    """Unhandled errors then get a plain "Internal Server Error" (the traceback stays in the
+    server's log). Starlette built its middleware (with debug) for the start-up call, and
+    builds it again on the next request once it is cleared."""
+    app.debug = False
+    app.middleware_stack = None
 
 
 def quiet_gradio_6_warnings() -> None:

@@ -27,6 +27,7 @@ from .status_log import StatusLog
 
 log = logging.getLogger(__name__)
 BROWSER_FORGET_S = 3600  # a browser with no session and no action for this long is forgotten
+MAX_BROWSERS = 1000  # beyond this, the browsers without an open session seen longest ago are forgotten
 OUR_LLM = "llm"  # Talk's "Answers from" value for our LLM; a provider's own is its name
 NO_SESSION_SIZE = (64, 36)  # a background chosen before New is only checked, at this size
 
@@ -66,9 +67,13 @@ class Controller:
 
     def _forget_stale_browsers(self) -> None:
         now = time.monotonic()
-        for key, b in list(self._browsers.items()):
-            if now - b.last_seen > BROWSER_FORGET_S and self.sessions.get(b.session_id) is None:
+        idle = [(b.last_seen, key) for key, b in self._browsers.items() if self.sessions.get(b.session_id) is None]
+        for last_seen, key in idle:
+            if now - last_seen > BROWSER_FORGET_S:
                 del self._browsers[key]
+        excess = len(self._browsers) - (MAX_BROWSERS - 1)  # room for the one being added
+        for _, key in sorted(idle)[:max(0, excess)]:  # a crowd of API callers: the longest-unseen go
+            self._browsers.pop(key, None)
 
     @contextmanager
     def _reported(self, browser: Browser, action: str) -> Iterator[None]:

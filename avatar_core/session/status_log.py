@@ -7,6 +7,7 @@ import time
 from collections import deque
 
 MAX_LINES = 200
+MAX_LINE_CHARS = 500  # what an upstream or an error says is cut here: the log's size is bounded
 
 
 class StatusLog:
@@ -17,6 +18,8 @@ class StatusLog:
 
     def add(self, message: str) -> None:
         stamp = time.strftime("%H:%M:%S")
+        if len(message) > MAX_LINE_CHARS:
+            message = message[: MAX_LINE_CHARS - 1] + "…"
         with self._lock:
             self._lines.append(f"{stamp}  {message}")
             self.version += 1
