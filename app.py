@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -67,6 +68,15 @@ def user_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     return wrapper
 
 
+def client_of(request: gr.Request) -> str:
+    """The caller's address: on a Space, the first X-Forwarded-For entry (its proxy sets it;
+    elsewhere anyone could, so it is not trusted), else the connection's peer."""
+    forwarded = request.headers.get("x-forwarded-for", "") if os.environ.get("SPACE_ID") else ""
+    if forwarded.split(",")[0].strip():
+        return forwarded.split(",")[0].strip()
+    return request.client.host if request.client else ""
+
+
 def browser_of(request: gr.Request) -> str:
     """Which browser tab a call comes from (Gradio's session hash; one shared key without it)."""
     return request.session_hash or ""
@@ -75,7 +85,8 @@ def browser_of(request: gr.Request) -> str:
 def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService) -> tuple[gr.Blocks, Controller]:
     sessions = SessionManager(service, settings.max_sessions, settings.session_idle_timeout_s,
                               video_delay_ticks=round(settings.video_delay_ms / 1000 / TICK_S),
-                              connection_help=ice.connection_help())
+                              connection_help=ice.connection_help(),
+                              max_per_client=settings.max_sessions_per_client)
     controller = Controller(sessions,
                             TalkSettings(llm_from(settings), settings.system_prompt, settings.llm_max_history))
     capabilities = service.capabilities
@@ -83,7 +94,8 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
 
     @user_errors
     async def new_session(avatar_id: str, voice_id: str, quality: str, request: gr.Request):
-        session_id = await controller.new_session(browser_of(request), avatar_id, voice_id, quality)
+        session_id = await controller.new_session(browser_of(request), avatar_id, voice_id, quality,
+                                                  client_of(request))
         return session_id, controller.status(browser_of(request))[1]
 
     @user_errors

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     heygen_connect_timeout_s: float = Field(15.0, gt=0, le=120,
                                             description="Seconds to wait for HeyGen's media to connect.")
     max_sessions: int = Field(6, ge=1, le=200, description="Live avatar sessions allowed at once.")
+    max_sessions_per_client: int = Field(2, ge=1, le=200,
+                                         description="Live sessions one client address may hold at once.")
     session_idle_timeout_s: float = Field(
         300.0, ge=1, le=86_400, description="A session with no user action for this long is closed."
     )

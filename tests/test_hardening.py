@@ -14,7 +14,7 @@ import pytest
 from fastrtc import WebRTC
 
 from app import build_app
-from avatar_core.errors import SpeechQueueFullError
+from avatar_core.errors import SpeechQueueFullError, UserError
 from avatar_core.media.format import AUDIO_RATE
 from avatar_core.providers.local.avatar import MAX_QUEUED_SPEECH_S, LocalAvatar
 from avatar_core.providers.local.service import LocalService
@@ -267,3 +267,38 @@ def test_a_status_line_is_cut_and_the_browsers_kept_are_bounded_sparing_open_ses
             await c.sessions.close_all("test over")
 
     asyncio.run(body())
+
+
+# --- 8. One client cannot hold every session slot -----------------------------------------
+def test_one_client_address_holds_at_most_its_share_of_sessions():
+    async def body() -> None:
+        c = started_controller(max_sessions=4, max_per_client=2)
+        try:
+            await c.new_session("tab-1", "ava", "heart", "low", client="203.0.113.7")
+            made = asyncio.gather(c.new_session("tab-2", "ava", "heart", "low", client="203.0.113.7"),
+                                  c.new_session("tab-3", "ava", "heart", "low", client="203.0.113.7"),
+                                  return_exceptions=True)  # at once: one being made counts already
+            results = await made
+            refused = [str(r) for r in results if isinstance(r, UserError)]
+            assert len(refused) == 1 and "You already have 2 avatar session(s) open from this address" in refused[0]
+            await c.new_session("tab-4", "ava", "heart", "low", client="198.51.100.9")  # others still get one
+            await c.close("tab-1")
+            await c.new_session("tab-5", "ava", "heart", "low", client="203.0.113.7")  # a slot of its own again
+            assert len(c.sessions) == 3
+        finally:
+            await c.sessions.close_all("test over")
+
+    asyncio.run(body())
+
+
+@pytest.mark.integration
+def test_new_from_many_session_hashes_of_one_address_is_refused_over_http():
+    process = AppProcess({"MAX_SESSIONS": "4", "MAX_SESSIONS_PER_CLIENT": "1"}).wait_ready()
+    try:
+        assert call(process.url, "new_session", ["ava", "heart", "low"], "hash-1")[0] == "complete"
+        event, message = call(process.url, "new_session", ["ava", "heart", "low"], "hash-2")
+        assert event == "error" and str(message).startswith("You already have 1 avatar session(s) open"), message
+        assert call(process.url, "close_session", [], "hash-1")[0] == "complete"
+        assert call(process.url, "new_session", ["ava", "heart", "low"], "hash-2")[0] == "complete"
+    finally:
+        process.stop()

@@ -97,7 +97,9 @@ class Controller:
         return session
 
     # --- actions -------------------------------------------------------------------------
-    async def new_session(self, key: str, avatar_id: object, voice_id: object, quality: object) -> str:
+    async def new_session(self, key: str, avatar_id: object, voice_id: object, quality: object,
+                          client: str = "") -> str:
+        """`client`: the caller's address, for MAX_SESSIONS_PER_CLIENT."""
         browser = self.browser(key)
         with self._reported(browser, "New"):
             avatar_id = inputs.identifier(avatar_id, "The avatar ID")
@@ -113,7 +115,8 @@ class Controller:
             browser.creating = True
             try:
                 conversation = Conversation(self.talk_settings.system_prompt, self.talk_settings.max_history_turns)
-                session = await self.sessions.create(key, browser.log, avatar_id, voice_id, size, conversation)
+                session = await self.sessions.create(key, browser.log, avatar_id, voice_id, size, conversation,
+                                                     client)
             finally:
                 browser.creating = False
             if self._browsers.get(key) is not browser:  # the tab closed while it was being built

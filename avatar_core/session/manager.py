@@ -27,9 +27,11 @@ SHUTTING_DOWN = "The server is shutting down; try again in a minute."
 
 class SessionManager:
     def __init__(self, service: AvatarService, max_sessions: int, idle_timeout_s: float,
-                 video_delay_ticks: int = 0, connection_help: str = "") -> None:
+                 video_delay_ticks: int = 0, connection_help: str = "", max_per_client: int | None = None) -> None:
         self.service = service
         self.max_sessions = max_sessions
+        self.max_per_client = max_per_client or max_sessions
+        self._creating_by: dict[str, int] = {}  # client -> sessions being made for it
         self.idle_timeout_s = idle_timeout_s
         self._video_delay_ticks = video_delay_ticks
         self._connection_help = connection_help  # said when a stream does not connect
@@ -78,14 +80,20 @@ class SessionManager:
         return [s for s in self._sessions.values() if s.owner == owner]
 
     async def create(self, owner: str, log_: StatusLog, avatar_id: str, voice_id: str, quality: Quality,
-                     conversation: Conversation) -> AvatarSession:
+                     conversation: Conversation, client: str = "") -> AvatarSession:
+        """`client`: the address the request came from; one client holds at most max_per_client."""
         if self._closing:
             raise UserError(SHUTTING_DOWN)
+        held = sum(1 for s in self._sessions.values() if s.client == client) + self._creating_by.get(client, 0)
+        if held >= self.max_per_client:
+            raise UserError(f"You already have {held} avatar session(s) open from this address, the most one "
+                            "visitor may have. Close one (or its tab) first.")
         if len(self._sessions) + self._creating >= self.max_sessions:
             raise UserError(f"The server is busy: all {self.max_sessions} avatar sessions are in use. "
                             "Try again in a few minutes.")
         events = SessionEvents(self.runtime)
         self._creating += 1
+        self._creating_by[client] = self._creating_by.get(client, 0) + 1
         self._none_creating.clear()
         try:
             avatar = await self.service.create(avatar_id, voice_id, quality, events)
@@ -94,11 +102,13 @@ class SessionManager:
                 raise UserError(SHUTTING_DOWN)
         finally:
             self._creating -= 1
+            if (left := self._creating_by.pop(client) - 1) > 0:
+                self._creating_by[client] = left
             if not self._creating:
                 self._none_creating.set()
         session = AvatarSession(uuid.uuid4().hex, owner, avatar, events, log_, conversation,
                                 self._video_delay_ticks, on_closed=self._forget,
-                                connection_help=self._connection_help)
+                                connection_help=self._connection_help, client=client)
         self._sessions[session.id] = session
         log.info("session %s opened (%d of %d live)", session.short_id, len(self._sessions), self.max_sessions)
         return session

@@ -50,9 +50,11 @@ class SessionState(StrEnum):
 class AvatarSession:
     def __init__(self, session_id: str, owner: str, avatar: Avatar, events: SessionEvents, log: StatusLog,
                  conversation: Conversation, video_delay_ticks: int = 0,
-                 on_closed: Callable[[AvatarSession, str], None] | None = None, connection_help: str = "") -> None:
+                 on_closed: Callable[[AvatarSession, str], None] | None = None, connection_help: str = "",
+                 client: str = "") -> None:
         self.id = session_id
         self.owner = owner
+        self.client = client  # the address it was created from (the per-client limit)
         self.log = log
         self.avatar = avatar
         self.conversation = conversation
