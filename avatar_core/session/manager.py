@@ -84,13 +84,13 @@ class SessionManager:
         """`client`: the address the request came from; one client holds at most max_per_client."""
         if self._closing:
             raise UserError(SHUTTING_DOWN)
+        if len(self._sessions) + self._creating >= self.max_sessions:
+            raise UserError(f"The server is busy: all {self.max_sessions} avatar sessions are in use. "
+                            "Try again in a few minutes.")
         held = sum(1 for s in self._sessions.values() if s.client == client) + self._creating_by.get(client, 0)
         if held >= self.max_per_client:
             raise UserError(f"You already have {held} avatar session(s) open from this address, the most one "
                             "visitor may have. Close one (or its tab) first.")
-        if len(self._sessions) + self._creating >= self.max_sessions:
-            raise UserError(f"The server is busy: all {self.max_sessions} avatar sessions are in use. "
-                            "Try again in a few minutes.")
         events = SessionEvents(self.runtime)
         self._creating += 1
         self._creating_by[client] = self._creating_by.get(client, 0) + 1

@@ -154,8 +154,11 @@ class AppProcess(ServerProcess):
         return [sys.executable, "app.py", *self._args]
 
     def environment(self, port: int) -> dict[str, str]:
+        # every test client comes from 127.0.0.1 and stands for many visitors: no per-client
+        # limit unless a test sets one
         return {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-                "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", **(self._env or {})}
+                "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "MAX_SESSIONS_PER_CLIENT": "200",
+                **(self._env or {})}
 
     def listening(self, output: str) -> bool:
         return self.says_listening(output, "Running on local URL:  http://127.0.0.1:")
