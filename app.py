@@ -35,6 +35,7 @@ from avatar_core.server.workarounds import (
     forget_finished_events,
     no_tracebacks_to_clients,
     peer_closer,
+    plain_text_messages,
     quiet_gradio_6_warnings,
     server_ice_follows,
 )
@@ -133,7 +134,7 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
         log_version, text = controller.status(browser_of(request))
         chat_version, messages = controller.transcript(browser_of(request), seen_chat)
         log_out = (gr.skip(), gr.skip()) if log_version == seen_log else (text, log_version)
-        chat_out = (gr.skip(), gr.skip()) if messages is None else (messages, chat_version)
+        chat_out = (gr.skip(), gr.skip()) if messages is None else (plain_text_messages(messages), chat_version)
         return *log_out, *chat_out
 
     async def load_choices(request: gr.Request):
@@ -190,7 +191,7 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
                 video = WebRTC(label="Avatar", mode="receive", modality="video", elem_id="avatar-video",
                                rtc_configuration=ice.rtc_configuration)
                 transcript = gr.Chatbot(type="messages", label="Transcript", height=260, elem_id="transcript",
-                                    allow_tags=False)  # plain text: no HTML-like tags from an LLM
+                                    allow_tags=False, render_markdown=False, sanitize_html=True)
             with gr.Column(scale=1):
                 audio = WebRTC(label="Voice", mode="receive", modality="audio", elem_id="avatar-audio",
                                rtc_configuration=ice.rtc_configuration)

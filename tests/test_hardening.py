@@ -302,3 +302,38 @@ def test_new_from_many_session_hashes_of_one_address_is_refused_over_http():
         assert call(process.url, "new_session", ["ava", "heart", "low"], "hash-2")[0] == "complete"
     finally:
         process.stop()
+
+
+# --- 12. Everything shown is plain text: nothing in a message becomes an element ----------
+@pytest.mark.browser
+def test_html_css_and_markdown_in_the_transcript_stay_text_in_chromium(browser):
+    from tests.support.chromium import click_expecting, expect, new_and_start
+
+    bait = "http://127.0.0.1:9"  # nothing listens there: any request to it is the page obeying a message
+    asked = f"<img src={bait}/u.png> <style>#status{{background:red}}</style> [click]({bait}/link)"
+    reply = [f'Look <img src="{bait}/a.png"> here. ', f'![x]({bait}/m.png) <div style="transform:rotate(90deg)">'
+             f'spin</div> <a href="{bait}/k">re-enter your HeyGen key</a>.']
+    llm = OpenAIServerProcess()
+    process = AppProcess({"OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": "test-key"}).wait_ready()
+    try:
+        llm.script(chunks=reply)
+        page = browser.new_page()
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(process.url)
+        new_and_start(page)
+        page.fill("#message textarea", asked)
+        click_expecting(page, "#talk-btn", "The LLM answered", 15_000)
+        bubbles = page.locator("#transcript [data-testid=user], #transcript [data-testid=bot]")
+        expect(bubbles).to_have_count(2, timeout=10_000)
+        assert [bubbles.nth(i).inner_text() for i in range(2)] == [asked, "".join(reply).strip()]
+        made = page.locator("#transcript .message-content *")  # what the messages turned into
+        tags = {made.nth(i).evaluate("e => e.tagName") for i in range(made.count())}
+        assert tags <= {"SPAN"}, tags  # the text's own wrapper only: no img, style, a, div
+        assert not [url for url in requested if url.startswith(bait)]
+        assert page.locator("#status textarea").evaluate("e => getComputedStyle(e).backgroundColor") != \
+            "rgb(255, 0, 0)"
+        page.close()
+    finally:
+        process.stop()
+        llm.stop()

@@ -17,6 +17,9 @@ is checked again (and removed when the new version no longer needs it).
 7. Gradio 5.50.0 builds its FastAPI app with debug=True and no way to change it, so
    Starlette answers any unhandled error with the full traceback in the HTTP body (an
    unknown fn_index does it): no_tracebacks_to_clients turns debug off at start-up.
+8. Gradio 5.50.0's Chatbot renders a message's HTML (and CSS, and remote images) even
+   with render_markdown=False and sanitize_html=True: plain_text_messages escapes it, so
+   the page shows what was written, as text.
 
 ## 1. Letting Gradio 5's queue forget events it has finished
 
@@ -37,6 +40,7 @@ use) would answer 500 instead of success for an event already dropped.
 from __future__ import annotations
 
 import functools
+import html
 import logging
 import warnings
 from collections.abc import Callable
@@ -125,6 +129,11 @@ def no_tracebacks_to_clients(app: Any) -> None:
     builds it again on the next request once it is cleared."""
     app.debug = False
     app.middleware_stack = None
+
+
+def plain_text_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chat messages whose content the Chatbot shows as the very text (no element from it)."""
+    return [{**message, "content": html.escape(str(message.get("content", "")))} for message in messages]
 
 
 def quiet_gradio_6_warnings() -> None:
