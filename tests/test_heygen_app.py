@@ -288,3 +288,25 @@ def test_interrupt_reaches_heygen(app, heygen):
             await viewer.acall("close_session")
 
     asyncio.run(body())
+
+
+def test_a_stop_that_fails_is_retried_until_heygen_confirms(app, heygen):
+    """Issue 11, class 10: Close while streaming.stop fails left the session open upstream,
+    counting against HeyGen's limit. Now the stop is retried (1 s, 2 s, 4 s ...)."""
+    viewer = Viewer(app.url)
+    try:
+        viewer.call("new_session", "ava", "heart", "low")
+        assert heygen.open_sessions() == 1
+        heygen.set_fault("500")  # every request fails, streaming.stop included
+        log = viewer.call("close_session")
+        assert session_closed("closed by you").search(log), log  # our side is closed at once
+        time.sleep(2)  # two tries have failed by now: still open upstream
+        assert heygen.open_sessions() == 1
+        heygen.set_fault(None)
+        deadline = time.monotonic() + 10  # the next try (4 s after the second) stops it
+        while heygen.open_sessions() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert heygen.open_sessions() == 0
+        assert app.wait_for_output("done on a later try", timeout=5)
+    finally:
+        asyncio.run(viewer.close())

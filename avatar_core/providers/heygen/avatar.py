@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,9 @@ MAX_SAID_PIECES = 500  # pieces of one utterance kept until it ends
 
 class HeyGenAvatar(Avatar):
     def __init__(self, client: HeyGenClient, session: NewSession, avatar_id: str, quality: Quality,
-                 events: EventSink, connect_timeout_s: float, keep_alive_s: float) -> None:
+                 events: EventSink, connect_timeout_s: float, keep_alive_s: float,
+                 stop_upstream: Callable[[str], Awaitable[None]]) -> None:
+        self._stop_upstream = stop_upstream  # the service's: retried until HeyGen confirms
         self._keep_alive_s = keep_alive_s
         self._client, self._session = client, session
         self._avatar_id, self._quality = avatar_id, quality
@@ -128,8 +131,6 @@ class HeyGenAvatar(Avatar):
         self._closed = True
         await self._tasks.cancel_all()
         try:
-            await self._client.stop(self._session.session_id)
-        except HeyGenError as exc:  # already gone upstream is fine; anything else is logged
-            log.info("streaming.stop for %s: %s", self._session.session_id[:8], exc)
+            await self._stop_upstream(self._session.session_id)
         finally:
             await self._media.close()
