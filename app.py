@@ -50,7 +50,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 QUEUE_MAX_SIZE = 64
-SHUTDOWN_TIMEOUT_S = 45  # for closing every session: longer than a HeyGen call may take
 DESCRIPTION = (
     "Create a session, start the stream, then type something for the avatar to say. "
     "The green screen is removed on the server; pick what replaces it below."
@@ -271,7 +270,7 @@ def close_everything(sessions: SessionManager, service: AvatarService, reason: s
         await sessions.runtime.tasks.cancel_all()
 
     try:
-        sessions.runtime.run_from_thread(close(), timeout_s=SHUTDOWN_TIMEOUT_S)
+        sessions.runtime.run_from_thread(close(), timeout_s=service.close_timeout_s)
     except Exception:
         log.exception("closing sessions at shutdown failed")
 

@@ -289,8 +289,8 @@ def test_media_dropped_and_ice_that_never_connects(server):
 def test_choices_for_the_dropdowns(server):
 
     async def body():
-        good = HeyGenService(client(server), connect_timeout_s=15, keep_alive_s=30)
-        bad = started_controller(service=HeyGenService(client(server, api_key="wrong"), 15, 30))
+        good = HeyGenService(client(server), 15, 30, None, 15)
+        bad = started_controller(service=HeyGenService(client(server, api_key="wrong"), 15, 30, None, 15))
         try:
             choices = await good.choices()
             assert ("ava", "ava") in [(i, i) for _, i in choices.avatars]

@@ -10,11 +10,11 @@ import json
 
 import pytest
 
-from avatar_core.errors import AvatarError, UserError
+from avatar_core.errors import UserError
 from avatar_core.events import ViewerChanged
 from avatar_core.session.controller import TalkSettings
 from avatar_core.talk.conversation import MAX_ANSWER_CHARS
-from avatar_core.talk.llm import LLM, NOT_CONFIGURED
+from avatar_core.talk.llm import LLM, NOT_CONFIGURED, LLMError
 from tests.support.app_process import free_port
 from tests.support.controllers import started_controller
 from tests.support.openai_process import OpenAIServerProcess
@@ -118,7 +118,7 @@ def test_llm_failures_are_one_line_and_the_session_stays_usable(llm_server, erro
     llm_server.script(error=error)
 
     async def body(c, session):
-        with pytest.raises(AvatarError, match=message) as raised:
+        with pytest.raises(LLMError, match=message) as raised:
             await c.talk(ME, "Hello?")
         assert "\n" not in str(raised.value) and "test-key" not in str(raised.value)
         llm_server.script(chunks=["Working again."])
@@ -130,7 +130,7 @@ def test_llm_failures_are_one_line_and_the_session_stays_usable(llm_server, erro
 
 def test_an_unreachable_llm_server():
     async def body(c, session):
-        with pytest.raises(AvatarError, match=r"Cannot reach the LLM server at http://127\.0\.0\.1"):
+        with pytest.raises(LLMError, match=r"Cannot reach the LLM server at http://127\.0\.0\.1"):
             await c.talk(ME, "Hello?")
         await c.repeat(ME, "Repeat still works.")
 

@@ -114,6 +114,7 @@ class AvatarService(ABC):
     name: str  # its AVATAR_PROVIDER value
     label: str  # for people: "HeyGen"
     capabilities = Capabilities()
+    close_timeout_s = 10.0  # how long closing every session (and itself) may take at shutdown
 
     @abstractmethod
     def initial_choices(self) -> Choices:

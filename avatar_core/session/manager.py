@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import Counter
 
 from ..errors import UserError
 from ..events import SessionEvents
@@ -31,12 +32,11 @@ class SessionManager:
         self.service = service
         self.max_sessions = max_sessions
         self.max_per_client = max_per_client or max_sessions
-        self._creating_by: dict[str, int] = {}  # client -> sessions being made for it
+        self._creating: Counter[str] = Counter()  # client -> sessions being made for it: slots taken
         self.idle_timeout_s = idle_timeout_s
         self._video_delay_ticks = video_delay_ticks
         self._connection_help = connection_help  # said when a stream does not connect
         self._sessions: dict[str, AvatarSession] = {}
-        self._creating = 0  # reserved slots while an avatar is being built
         self._none_creating = asyncio.Event()  # shutdown waits for it: a New in flight must not leak
         self._none_creating.set()
         self._closing = False  # shutting down: no new sessions
@@ -84,16 +84,15 @@ class SessionManager:
         """`client`: the address the request came from; one client holds at most max_per_client."""
         if self._closing:
             raise UserError(SHUTTING_DOWN)
-        if len(self._sessions) + self._creating >= self.max_sessions:
+        if len(self._sessions) + self._creating.total() >= self.max_sessions:
             raise UserError(f"The server is busy: all {self.max_sessions} avatar sessions are in use. "
                             "Try again in a few minutes.")
-        held = sum(1 for s in self._sessions.values() if s.client == client) + self._creating_by.get(client, 0)
+        held = sum(1 for s in self._sessions.values() if s.client == client) + self._creating[client]
         if held >= self.max_per_client:
             raise UserError(f"You already have {held} avatar session(s) open from this address, the most one "
                             "visitor may have. Close one (or its tab) first.")
         events = SessionEvents(self.runtime)
-        self._creating += 1
-        self._creating_by[client] = self._creating_by.get(client, 0) + 1
+        self._creating[client] += 1
         self._none_creating.clear()
         try:
             avatar = await self.service.create(avatar_id, voice_id, quality, events)
@@ -101,9 +100,8 @@ class SessionManager:
                 await avatar.close()
                 raise UserError(SHUTTING_DOWN)
         finally:
-            self._creating -= 1
-            if (left := self._creating_by.pop(client) - 1) > 0:
-                self._creating_by[client] = left
+            self._creating[client] -= 1
+            self._creating += Counter()  # drops the clients with none left
             if not self._creating:
                 self._none_creating.set()
         session = AvatarSession(uuid.uuid4().hex, owner, avatar, events, log_, conversation,

@@ -28,8 +28,10 @@ class HeyGenService(AvatarService):
     capabilities = Capabilities(own_llm="HeyGen's LLM", upstream_lists=True, upstream_sessions=True)
 
     def __init__(self, client: HeyGenClient, connect_timeout_s: float, keep_alive_s: float,
-                 knowledge_base: str | None = None) -> None:
+                 knowledge_base: str | None, request_timeout_s: float) -> None:
         self.client = client
+        # at shutdown: a creation in flight, its stop, and one last try of failed stops
+        self.close_timeout_s = 3 * request_timeout_s
         self._connect_timeout_s, self._keep_alive_s = connect_timeout_s, keep_alive_s
         self._knowledge_base = knowledge_base  # HeyGen's talk task answers with this as its instructions
         self._cached: tuple[float, Choices] | None = None
@@ -42,7 +44,8 @@ class HeyGenService(AvatarService):
         assert settings.heygen_api_key is not None  # Settings refuses heygen without a key
         client = HeyGenClient(settings.heygen_api_key.get_secret_value(), settings.heygen_base_url,
                               timeout_s=settings.heygen_timeout_s)
-        return cls(client, settings.heygen_connect_timeout_s, settings.heygen_keep_alive_s, settings.system_prompt)
+        return cls(client, settings.heygen_connect_timeout_s, settings.heygen_keep_alive_s, settings.system_prompt,
+                   settings.heygen_timeout_s)
 
     def initial_choices(self) -> Choices:
         return Choices()  # filled from HeyGen when the page loads
