@@ -20,6 +20,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import gradio as gr
 from fastrtc import WebRTC
+from starlette.middleware import Middleware
 
 from avatar_core.errors import AvatarError
 from avatar_core.media import backgrounds, streams
@@ -28,10 +29,13 @@ from avatar_core.providers.base import MAX_TEXT_CHARS, QUALITY_SIZES, AvatarServ
 from avatar_core.providers.registry import service_for
 from avatar_core.server.logs import configure_logging
 from avatar_core.server.memory import freeze_startup_heap, pin_mmap_threshold
+from avatar_core.server.offers import guard_offers
+from avatar_core.server.request_limits import RequestSizeLimit
 from avatar_core.server.runtime import Runtime
 from avatar_core.server.turn import IceConfiguration
 from avatar_core.server.workarounds import (
     StableVideoHandler,
+    errors_say_what_went_wrong,
     forget_finished_events,
     no_tracebacks_to_clients,
     peer_closer,
@@ -221,6 +225,8 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
               set_background, bg_inputs, status, api_name="set_background", trigger_mode="always_last")
 
         server_ice_follows([video, audio], ice)  # no public STUN unless configured
+        for component in (video, audio):  # a stream slot only for a started session's own browser
+            guard_offers(component, controller.may_stream)
         # both streams start only when start_stream succeeded, and read the same session's clock
         stream_limit = settings.max_sessions * 2
         runtime = lambda: sessions.runtime  # noqa: E731 - set at start-up, used when a stream ends
@@ -285,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Cannot start: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.secret_values())
+    errors_say_what_went_wrong()
     pin_mmap_threshold()
     forget_finished_events()
     service = service_for(settings)
@@ -296,7 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     share = args.share or settings.share
     demo.launch(server_name=settings.gradio_server_name, server_port=settings.gradio_server_port,
                 share=share, max_file_size=backgrounds.UPLOAD_MAX_BYTES, prevent_thread_lock=True,
-                app_kwargs={"lifespan": lifespan(controller.sessions, settings.max_sessions)},
+                app_kwargs={"lifespan": lifespan(controller.sessions, settings.max_sessions),
+                            # oversized bodies refused before Gradio parses them
+                            "middleware": [Middleware(RequestSizeLimit,
+                                                      max_upload_bytes=backgrounds.UPLOAD_MAX_BYTES)]},
                 state_session_capacity=MAX_BROWSERS)  # Gradio's own per-browser state: the same bound
     if share and not demo.share_url and not demo.space_id:  # on a Space, Gradio says why itself
         log.warning("No public share link: it could not be created (Gradio's share service cannot be "

@@ -1,5 +1,7 @@
 import asyncio
+import os
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -26,9 +28,20 @@ def test_bad_colours(text):
 def test_a_good_upload_is_kept_small(tmp_path):
     path = tmp_path / "wide.png"
     Image.new("RGB", (3000, 1000), (10, 20, 30)).save(path)
-    img = load_upload(path)
+    stored = load_upload(path)
+    img = stored.pixels()
     side = backgrounds.STORED_MAX_SIDE
-    assert img.shape == (round(side / 3), side, 3) and tuple(img[0, 0]) == (10, 20, 30)
+    assert img.shape == (round(side / 3), side, 3) and np.abs(img[0, 0].astype(int) - (10, 20, 30)).max() <= 2
+    assert len(stored.jpeg) < 50_000  # a flat picture: tiny
+
+
+def test_a_noisy_upload_is_kept_within_its_byte_bound(tmp_path):
+    path = tmp_path / "noise.png"
+    noise = np.random.default_rng(1).integers(0, 256, (1280, 1280, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(path)
+    assert os.path.getsize(path) > 4_000_000  # as raw pixels: ~4.9 MB
+    stored = load_upload(path)
+    assert len(stored.jpeg) <= backgrounds.STORED_MAX_BYTES and stored.pixels().shape[0] >= 960
 
 
 def test_uploads_are_checked_for_type_bytes_and_pixels(tmp_path, monkeypatch):
@@ -76,5 +89,33 @@ def test_a_bad_upload_changes_nothing_in_the_session(tmp_path):
             assert tuple(session.clock._background[0, 0]) == (0, 0, 255)  # still red (BGR)
         finally:
             await c.sessions.close_all("done")
+
+    asyncio.run(body())
+
+
+def test_uploaded_pictures_kept_for_all_browsers_stay_within_a_budget(tmp_path):
+    """Issue 11, class 4: each browser's picture is kept for an hour; thousands of browsers
+    must not hold thousands of pictures. Over the budget, idle browsers' pictures go first."""
+    rng = np.random.default_rng(2)
+    for n in range(6):
+        Image.fromarray(rng.integers(0, 256, (400, 600, 3), dtype=np.uint8)).save(tmp_path / f"p{n}.png")
+
+    async def body():
+        c = started_controller()
+        try:
+            size = len(load_upload(tmp_path / "p0.png").jpeg)
+            c.max_picture_bytes = 3 * size + size // 2  # room for three
+            await c.new_session("live", "ava", "heart", "low")
+            await c.set_background("live", True, "upload", "#000000", "studio", str(tmp_path / "p0.png"))
+            for n in range(1, 6):
+                await c.set_background(f"idle-{n}", True, "upload", "#000000", "studio", str(tmp_path / f"p{n}.png"))
+            kept = {key for key in ["live", *(f"idle-{n}" for n in range(1, 6))]
+                    if c.browser(key).background.upload is not None}
+            assert kept == {"live", "idle-4", "idle-5"}  # the open session's and the newest idle ones
+            assert "upload it again" in c.status("idle-1")[1] and "upload it again" not in c.status("live")[1]
+            with pytest.raises(UserError, match="Upload a picture first"):  # and it says so when used
+                await c.set_background("idle-1", True, "upload", "#000000", "studio", None)
+        finally:
+            await c.sessions.close_all("test over")
 
     asyncio.run(body())

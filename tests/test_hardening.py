@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
 from fastrtc import WebRTC
 
 from app import build_app
@@ -126,41 +127,98 @@ def app():
 
 
 MB = 1_000_000
+TOO_LARGE = "The request is too large: the limit is 256 KB."  # refused before parsing: no status line
+NOT_RUN = ("This call could not be run (ValueError): check the number and kind of values sent "
+           "(the page's 'Use via API' lists them).")  # Gradio's own checks: nothing of ours ran
+BEFORE_OUR_CODE = (TOO_LARGE, NOT_RUN[:25], "Value: ")  # the request limit's, Gradio's own checks
+QUALITIES = "Valid qualities: low (640x360), medium (854x480), high (1280x720)."
+AVATARS = "Valid avatar IDs: ava, leo, mira."
+VOICES = "Valid voice IDs: heart, espeak-us-male, espeak-uk-female."
+NOT_A_COLOUR = "is not a colour; use a hex colour like #1e293b."
 HOSTILE = [  # (api, arguments, the one line the caller gets and the page shows)
+    # New: types, sizes, unknown and odd values
     ("new_session", ([[1, 2], "heart", "low"]), "The avatar ID must be text, not a list."),
     ("new_session", (["ava", "heart", ["low"]]), "The quality must be text, not a list."),
     ("new_session", (["ava", {"id": 1}, "low"]), "The voice ID must be text, not an object."),
     ("new_session", (["ava", 7, "low"]), "The voice ID must be text, not a number."),
     ("new_session", ([True, "heart", "low"]), "The avatar ID must be text, not true or false."),
-    ("new_session", (["x" * MB, "heart", "low"]), f"The avatar ID is {MB} characters; the limit is 200."),
+    ("new_session", (["ava", "heart", 3]), "The quality must be text, not a number."),
+    ("new_session", (["ava", "heart", 1.5]), "The quality must be text, not a number."),
+    ("new_session", ([None, "heart", "low"]), "The avatar ID is empty; pick or type one."),
+    ("new_session", (["   ", "heart", "low"]), "The avatar ID is empty; pick or type one."),
+    ("new_session", (["ava", "", "low"]), f"Unknown voice ID ''. {VOICES}"),
+    ("new_session", (["ava", "heart", None]), f"Unknown quality ''. {QUALITIES}"),
+    ("new_session", (["x" * 200_000, "heart", "low"]), "The avatar ID is 200000 characters; the limit is 200."),
     ("new_session", (["ava", "v" * 201, "low"]), "The voice ID is 201 characters; the limit is 200."),
     ("new_session", (["ava", "heart", "q" * 41]), "The quality is 41 characters; the limit is 40."),
-    ("new_session", (["ava", "heart", "ultra"]), "Unknown quality 'ultra'. Valid qualities: low (640x360), "
-                                                 "medium (854x480), high (1280x720)."),
-    ("new_session", (["n" * 200, "heart", "low"]), "Unknown avatar ID '" + "n" * 38 + "…. Valid avatar IDs: "
-                                                   "ava, leo, mira."),
-    ("new_session", (["ava\ud800", "heart", "low"]),
-     "Unknown avatar ID 'ava\ufffd'. Valid avatar IDs: ava, leo, mira."),
-    ("new_session", (["ava", "fenrir\x00\x07", "low"]), "Unknown voice ID 'fenrir'. Valid voice IDs: heart, "
-                                                        "espeak-us-male, espeak-uk-female."),
-    ("set_background", ([True, "color", "rgb(1.2.3, 0, 0)", "studio", None]),
-     "'rgb(1.2.3, 0, 0)' is not a colour; use a hex colour like #1e293b."),
+    ("new_session", (["ava", "heart", "ultra"]), f"Unknown quality 'ultra'. {QUALITIES}"),
+    ("new_session", (["ava", "heart", "LOW"]), f"Unknown quality 'LOW'. {QUALITIES}"),
+    ("new_session", (["n" * 200, "heart", "low"]), "Unknown avatar ID '" + "n" * 38 + f"…. {AVATARS}"),
+    ("new_session", (["ava\ud800", "heart", "low"]), f"Unknown avatar ID 'ava\ufffd'. {AVATARS}"),
+    ("new_session", (["ava", "fenrir\x00\x07", "low"]), f"Unknown voice ID 'fenrir'. {VOICES}"),
+    ("new_session", (["<script>alert(1)</script>", "heart", "low"]),
+     f"Unknown avatar ID '<script>alert(1)</script>'. {AVATARS}"),
+    ("new_session", (["../../etc/passwd", "heart", "low"]), f"Unknown avatar ID '../../etc/passwd'. {AVATARS}"),
+    ("new_session", (["ava", "heart"]), NOT_RUN),
+    ("new_session", (["x" * MB, "heart", "low"]), TOO_LARGE),
+    ("new_session", (["ava", "\ud800" * 300_000, "low"]), TOO_LARGE),
+    # Background
+    ("set_background", ([True, "color", "rgb(1.2.3, 0, 0)", "studio", None]), f"'rgb(1.2.3, 0, 0)' {NOT_A_COLOUR}"),
     ("set_background", ([True, "color", "rgb(" + "9" * 400 + ", 0, 0)", "studio", None]),
      "The colour is 411 characters; the limit is 40."),
-    ("set_background", ([True, "color", "#" * MB, "studio", None]), f"The colour is {MB} characters; the limit is 40."),
+    ("set_background", ([True, "color", "#" * 300_000, "studio", None]), TOO_LARGE),
+    ("set_background", ([True, "color", "#" * 50_000, "studio", None]),
+     "The colour is 50000 characters; the limit is 40."),
+    ("set_background", ([True, "color", None, "studio", None]), f"'' {NOT_A_COLOUR}"),
+    ("set_background", ([True, "color", "#12", "studio", None]), f"'#12' {NOT_A_COLOUR}"),
+    ("set_background", ([True, "color", "rgb(256, 0, 0)", "studio", None]), f"'rgb(256, 0, 0)' {NOT_A_COLOUR}"),
+    ("set_background", ([True, "color", "rgb(-1, 0, 0)", "studio", None]), f"'rgb(-1, 0, 0)' {NOT_A_COLOUR}"),
+    ("set_background", ([True, "color", "javascript:alert(1)", "studio", None]),
+     f"'javascript:alert(1)' {NOT_A_COLOUR}"),
+    ("set_background", ([True, "color", "red; background:url(x)", "studio", None]),
+     f"'red; background:url(x)' {NOT_A_COLOUR}"),
     ("set_background", ([True, "preset", "#000000", ["studio"], None]), "The preset must be text, not a list."),
     ("set_background", ([True, "preset", "#000000", "b" * 60, None]), "The preset is 60 characters; the limit is 40."),
     ("set_background", ([True, "preset", "#000000", "beach", None]),
      "Unknown preset 'beach'. Presets: office, studio, sunset."),
+    ("set_background", ([True, "preset", "#000000", "../../app", None]),
+     "Unknown preset '../../app'. Presets: office, studio, sunset."),
+    ("set_background", ([True, "preset", "#000000", None, None]),
+     "Unknown preset ''. Presets: office, studio, sunset."),
     ("set_background", (["yes", "color", "#000000", "studio", None]),
      "Remove background must be true or false, not text."),
     ("set_background", ([[True], "color", "#000000", "studio", None]),
      "Remove background must be true or false, not a list."),
+    ("set_background", ([1, "color", "#000000", "studio", None]),
+     "Remove background must be true or false, not a number."),
+    ("set_background", ([True, None, "#000000", "studio", None]),
+     "Unknown background kind ''; use color, preset or upload."),
+    ("set_background", ([True, "upload", "#000000", "studio", None]),
+     "Upload a picture first, or choose a colour or preset."),
+    ("set_background", ([True, "upload", "#000000", "studio", "/etc/passwd"]),
+     NOT_RUN.replace("ValueError", "ValidationError")),
+    ("set_background", ([True, "upload", "#000000", "studio", {"path": "/etc/passwd"}]),
+     NOT_RUN.replace("ValueError", "ValidationError")),
+    ("set_background", ([True, "upload", "#000000", "studio", "p" * 5000]),
+     NOT_RUN.replace("ValueError", "ValidationError")),
+    ("set_background", ([True, ["color"], "#000000", "studio", None]),
+     "Value: ['color'] (type: <class 'list'>) is not in the list of choices: ['color', 'preset', 'upload']"),
+    # Repeat and Talk
+    ("repeat", ({"text": "hi"},), "There is no open session to speak in. Click New first."),
     ("repeat", ([1, 2],), "There is no open session to speak in. Click New first."),  # the textbox makes it text
     ("repeat", ("x" * 5000,), "The message is 5000 characters; the limit is 1000."),
     ("repeat", (None,), "There is no open session to speak in. Click New first."),
+    ("repeat", ("",), "There is no open session to speak in. Click New first."),
+    ("repeat", ("x" * MB,), TOO_LARGE),
     ("talk", (None, "llm"), "There is no open session to talk in. Click New first."),
     ("talk", ("y" * 1001, "llm"), "The message is 1001 characters; the limit is 1000."),
+    ("talk", ("hi", "heygen"), "Value: 'heygen' (type: <class 'str'>) is not in the list of choices: ['llm']"),
+    ("talk", ("hi", "z" * 5000), ("Value: '" + "z" * 5000)[:499] + "…"),  # Gradio's own message, its echo cut
+    ("talk", ("hi", ["llm"]), "Value: ['llm'] (type: <class 'list'>) is not in the list of choices: ['llm']"),
+    # actions with no session
+    ("start_stream", (), "There is no open session to start. Click New first."),
+    ("interrupt", (), "There is no open session to interrupt. Click New first."),
+    ("close_session", (), "There is no open session to close. Click New first."),
 ]
 
 
@@ -182,18 +240,36 @@ def test_hostile_inputs_get_one_clear_line_and_change_nothing(app):
     hacker = "hostile-caller-1"
     failures = []
     for api_name, args, expected in HOSTILE:
+        before = str(call(app.url, "status", [], hacker)[1])
         event, data = call(app.url, api_name, list(args), hacker)
         if (event, data) != ("error", expected):
             failures.append((api_name, expected, event, str(data)[:300]))
         status = str(call(app.url, "status", [], hacker)[1])
-        if not status.rstrip().endswith(f"Error: {expected}"):
+        if expected.startswith(BEFORE_OUR_CODE):  # refused before any of ours ran: the log is as it was
+            if status != before:
+                failures.append((api_name, expected, "status changed: " + status[-300:]))
+        elif not status.rstrip().endswith(f"Error: {expected}"):
             failures.append((api_name, expected, "status: " + status[-300:]))
+    assert len(HOSTILE) >= 60
     assert not failures, "\n".join(map(str, failures))
     # nothing was changed: no session, and the app still serves this caller normally
     assert "created" not in str(call(app.url, "status", [], hacker)[1])
     event, data = call(app.url, "new_session", ["ava", "heart", "low"], hacker)
     assert event == "complete" and re.search(r"Session [0-9a-f]{8} created", str(data)), data
     assert call(app.url, "close_session", [], hacker)[0] == "complete"
+
+
+@pytest.mark.integration
+def test_oversized_bodies_are_refused_unread_also_when_sent_in_chunks(app):
+    def chunked(text: str):  # an iterator: httpx sends it chunked, with no content-length
+        data = json.dumps({"data": [True, "color", text, "studio", None], "session_hash": "chunky"}).encode()
+        yield from (data[i : i + 8192] for i in range(0, len(data), 8192))
+
+    url = f"{app.url}/gradio_api/run/set_background"
+    big = httpx.post(url, content=chunked("#" * 300_000), headers={"content-type": "application/json"}, timeout=30)
+    assert (big.status_code, big.json()) == (413, {"error": TOO_LARGE})
+    small = httpx.post(url, content=chunked("#" * 100_000), headers={"content-type": "application/json"}, timeout=30)
+    assert small.json()["error"] == "The colour is 100000 characters; the limit is 40."  # it reached our check
 
 
 # --- 6. Speech waiting to be played is bounded by duration, not only by messages ----------
@@ -302,6 +378,72 @@ def test_new_from_many_session_hashes_of_one_address_is_refused_over_http():
         assert call(process.url, "new_session", ["ava", "heart", "low"], "hash-2")[0] == "complete"
     finally:
         process.stop()
+
+
+# --- 7. Offers take a stream slot only for a started session's own browser -------------
+async def offer_sdp(kind: str) -> str:
+    """A well-formed offer whose peer will never connect (it is closed at once)."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver(kind, direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    return sdp
+
+
+def post_offer(url: str, component_id: int, session_hash: str, data: object) -> dict:
+    body = {"component_id": component_id, "fn_name": "offer", "session_hash": session_hash, "data": data}
+    return httpx.post(f"{url}/gradio_api/component_server/", json=body, timeout=30).json()
+
+
+@pytest.mark.integration
+def test_garbage_offers_cannot_lock_viewers_out_of_the_streams():
+    async def body() -> None:
+        # two sessions at most: fastrtc's own limit is then 4 peers per component
+        process = AppProcess({"MAX_SESSIONS": "2"}).wait_ready()
+        try:
+            config = httpx.get(process.url + "/config", timeout=10).json()
+            ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
+            sdp = {kind: await offer_sdp(kind) for kind in ("video", "audio")}
+            components = {"video": ids["avatar-video"], "audio": ids["avatar-audio"]}
+            # strangers with no session: refused, whatever they send
+            for n in range(12):
+                for kind, component in components.items():
+                    offer = {"sdp": sdp[kind], "type": "offer", "webrtc_id": f"stranger{kind}{n}"}
+                    assert post_offer(process.url, component, f"stranger-{n}", offer) == \
+                        {"status": "failed", "meta": {"error": "no_started_session"}}
+            # an attacker with a started session of its own: garbage and offers it never completes
+            assert call(process.url, "new_session", ["ava", "heart", "low"], "attacker")[0] == "complete"
+            assert call(process.url, "start_stream", [], "attacker")[0] == "complete"
+            hostile = [("v=0 garbage", "offer", "invalid_offer"), (sdp["video"], "answer", "invalid_offer"),
+                       ("x" * 100_000, "offer", "invalid_offer"), (None, "offer", "invalid_offer")]
+            for n, (text, kind_of, error) in enumerate(hostile):
+                reply = post_offer(process.url, components["video"], "attacker",
+                                   {"sdp": text, "type": kind_of, "webrtc_id": f"bad{n}"})
+                assert reply == {"status": "failed", "meta": {"error": error}}, reply
+            for data in ([1, 2], "offer", {"sdp": sdp["video"], "type": "offer", "webrtc_id": ["x"]}):
+                reply = post_offer(process.url, components["video"], "attacker", data)
+                assert reply == {"status": "failed", "meta": {"error": "invalid_request"}}, reply
+            for n in range(10):  # answered, and each replaces the one before: one slot held at most
+                for kind, component in components.items():
+                    reply = post_offer(process.url, component, "attacker",
+                                       {"sdp": sdp[kind], "type": "offer", "webrtc_id": f"held{kind}{n}"})
+                    assert "sdp" in reply, reply
+            # a candidate for someone else's connection is refused
+            reply = post_offer(process.url, components["video"], "stranger-0",
+                               {"type": "ice-candidate", "webrtc_id": "heldvideo9", "candidate": {"candidate": "x"}})
+            assert reply == {"status": "failed", "meta": {"error": "unknown_connection"}}, reply
+            # the victim connects both streams at once and sees the avatar
+            async with Viewer(process.url) as victim:
+                await victim.acall("new_session", "ava", "heart", "low")
+                await victim.start(timeout=15)
+                await asyncio.sleep(1.0)
+                assert len(victim.video.times) > 10 and len(victim.audio.times) > 10
+            assert not process.lines("Traceback")
+        finally:
+            process.stop()
+
+    asyncio.run(body())
 
 
 # --- 12. Everything shown is plain text: nothing in a message becomes an element ----------

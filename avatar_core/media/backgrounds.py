@@ -3,6 +3,7 @@ uploaded picture (checked for type, byte size and pixel count before it is decod
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ UPLOAD_MAX_PIXELS = 25_000_000  # e.g. 6000x4000; larger is refused before decod
 UPLOAD_FORMATS = {"PNG", "JPEG", "WEBP"}
 UPLOAD_SUFFIXES = [".png", ".jpg", ".jpeg", ".webp"]  # what the file picker offers: the formats above
 STORED_MAX_SIDE = 1280  # uploads are kept at most this large: enough for 720p frames
+STORED_MAX_BYTES = 400_000  # and as a JPEG of at most this many bytes (one per browser, kept an hour)
+STORED_QUALITIES = (85, 65, 45, 25, 15)  # tried in turn until the JPEG fits (then smaller sides)
 
 
 class BackgroundError(UserError):
@@ -51,8 +54,29 @@ def parse_color(value: str) -> tuple[int, int, int]:
     raise BackgroundError(f"{shown(value)} is not a colour; use a hex colour like #1e293b.")
 
 
-def load_upload(path: str | os.PathLike[str]) -> np.ndarray:
-    """An uploaded picture as RGB uint8, after checking it is a PNG/JPEG/WebP of sane size."""
+@dataclass(frozen=True)
+class StoredPicture:
+    """An upload as kept between uses: a small JPEG (decoded only when a frame size needs it)."""
+
+    jpeg: bytes
+
+    def pixels(self) -> np.ndarray:
+        with Image.open(io.BytesIO(self.jpeg)) as img:
+            return np.asarray(img.convert("RGB"), np.uint8)
+
+
+def _as_jpeg(img: Image.Image) -> bytes:
+    while True:  # a photo fits at the first quality; only noise-like pictures go further
+        for quality in STORED_QUALITIES:
+            out = io.BytesIO()
+            img.save(out, "JPEG", quality=quality)
+            if out.tell() <= STORED_MAX_BYTES:
+                return out.getvalue()
+        img = img.resize((max(1, img.width * 3 // 4), max(1, img.height * 3 // 4)))
+
+
+def load_upload(path: str | os.PathLike[str]) -> StoredPicture:
+    """An uploaded picture, after checking it is a PNG/JPEG/WebP of sane size."""
     size = os.path.getsize(path)
     if size > UPLOAD_MAX_BYTES:
         raise BackgroundError(f"The picture is {size / 1e6:.1f} MB; the limit is {UPLOAD_MAX_BYTES / 1e6:.0f} MB.")
@@ -67,7 +91,7 @@ def load_upload(path: str | os.PathLike[str]) -> np.ndarray:
             img.draft("RGB", (STORED_MAX_SIDE, STORED_MAX_SIDE))  # JPEG: decode smaller directly
             img = img.convert("RGB")
             img.thumbnail((STORED_MAX_SIDE, STORED_MAX_SIDE))
-            return np.asarray(img, np.uint8)
+            return StoredPicture(_as_jpeg(img))
     except BackgroundError:
         raise
     except Exception:  # PIL raises many kinds for broken or hostile files
@@ -101,7 +125,7 @@ class BackgroundChoice:
     kind: str = "color"  # "color" | "preset" | "upload"
     color: tuple[int, int, int] = (30, 41, 59)
     preset: str = "studio"
-    upload: np.ndarray | None = field(default=None, compare=False, repr=False)
+    upload: StoredPicture | None = field(default=None, compare=False, repr=False)
 
     def describe(self) -> str:
         if not self.remove:
@@ -121,7 +145,7 @@ class BackgroundChoice:
         if self.kind == "upload":
             if self.upload is None:
                 raise BackgroundError("Upload a picture first, or choose a colour or preset.")
-            return cover(self.upload, width, height)
+            return cover(self.upload.pixels(), width, height)
         frame = np.empty((height, width, 3), np.uint8)
         frame[:] = self.color[::-1]
         return frame

@@ -20,6 +20,10 @@ is checked again (and removed when the new version no longer needs it).
 8. Gradio 5.50.0's Chatbot renders a message's HTML (and CSS, and remote images) even
    with render_markdown=False and sanitize_html=True: plain_text_messages escapes it, so
    the page shows what was written, as text.
+9. Gradio 5.50.0 answers an error of its own (a call with too few values, a path that
+   was not uploaded) with `{"error": null}` unless show_error is on, which would also
+   send any exception's text: errors_say_what_went_wrong gives those one generic line,
+   and cuts an error message that quotes a caller's huge value.
 
 ## 1. Letting Gradio 5's queue forget events it has finished
 
@@ -47,6 +51,8 @@ from collections.abc import Callable
 from typing import Any
 
 import gradio
+import gradio.queueing
+import gradio.utils
 from fastrtc import VideoStreamHandler, WebRTC
 from gradio.queueing import Queue
 
@@ -134,6 +140,32 @@ def no_tracebacks_to_clients(app: Any) -> None:
 def plain_text_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Chat messages whose content the Chatbot shows as the very text (no element from it)."""
     return [{**message, "content": html.escape(str(message.get("content", "")))} for message in messages]
+
+
+MAX_ERROR_CHARS = 500  # Gradio quotes a rejected value whole ("Value: ... is not in the list of choices")
+CALL_NOT_RUN = ("This call could not be run ({kind}): check the number and kind of values sent "
+                "(the page's 'Use via API' lists them).")
+
+
+def errors_say_what_went_wrong() -> None:
+    """Every error reply has one plain line: our own messages (gr.Error) as they are, cut to
+    MAX_ERROR_CHARS; anything else by its kind only (its text may hold anything)."""
+    if getattr(gradio.utils.error_payload, "says_what_went_wrong", False):
+        return
+    original = gradio.utils.error_payload
+
+    def error_payload(error: BaseException | None, show_error: bool) -> dict[str, Any]:
+        content = original(error, False)  # AppError (gr.Error): its fields; others: error None
+        if error is not None and content.get("error") is None:
+            content["error"] = CALL_NOT_RUN.format(kind=type(error).__name__)
+        message = content["error"]
+        if isinstance(message, str) and len(message) > MAX_ERROR_CHARS:
+            content["error"] = message[: MAX_ERROR_CHARS - 1] + "…"
+        return content
+
+    error_payload.says_what_went_wrong = True  # type: ignore[attr-defined]
+    gradio.utils.error_payload = error_payload  # routes.py looks it up here
+    gradio.queueing.error_payload = error_payload  # queueing.py imported the name
 
 
 def quiet_gradio_6_warnings() -> None:

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 BROWSER_FORGET_S = 3600  # a browser with no session and no action for this long is forgotten
 MAX_BROWSERS = 1000  # beyond this, the browsers without an open session seen longest ago are forgotten
 OUR_LLM = "llm"  # Talk's "Answers from" value for our LLM; a provider's own is its name
+MAX_PICTURE_BYTES = 64_000_000  # uploaded pictures kept for all browsers (each <= 400 KB as a JPEG)
 NO_SESSION_SIZE = (64, 36)  # a background chosen before New is only checked, at this size
 
 
@@ -54,6 +55,7 @@ class Controller:
         self.service = sessions.service
         self.talk_settings = talk
         self._browsers: dict[str, Browser] = {}
+        self.max_picture_bytes = MAX_PICTURE_BYTES
 
     # --- browsers ------------------------------------------------------------------------
     def browser(self, key: str) -> Browser:
@@ -103,7 +105,7 @@ class Controller:
         browser = self.browser(key)
         with self._reported(browser, "New"):
             avatar_id = inputs.identifier(avatar_id, "The avatar ID")
-            voice_id = inputs.identifier(voice_id, "The voice ID")
+            voice_id = inputs.identifier(voice_id, "The voice ID", required=False)
             size = parse_quality(inputs.choice(quality, "The quality"))
             current = self.sessions.get(browser.session_id)
             if current is not None and current.state is not SessionState.CLOSED:
@@ -232,7 +234,25 @@ class Controller:
                 live.set_background(frame)
         browser.background = choice
         browser.log.add(choice.describe())
+        if kind == "upload" and upload_path:
+            self._bound_pictures(keep=browser)
         return choice.describe()
+
+    def _bound_pictures(self, keep: Browser) -> None:
+        """Over the budget, the pictures of browsers with no open session go, longest unseen first."""
+        held = sorted((b.last_seen, key, len(b.background.upload.jpeg)) for key, b in self._browsers.items()
+                      if b.background.upload is not None)
+        total = sum(size for _, _, size in held)
+        for _, key, size in held:
+            if total <= self.max_picture_bytes:
+                return
+            browser = self._browsers[key]
+            if browser is keep or self.sessions.get(browser.session_id) is not None:
+                continue
+            total -= size
+            browser.background = replace(browser.background, upload=None)
+            browser.log.add("Your uploaded picture was let go to make room (you had no open session); "
+                            "upload it again to use it.")
 
     async def _apply_background(self, browser: Browser, session: AvatarSession) -> None:
         width, height = session.clock.size
@@ -266,6 +286,12 @@ class Controller:
         browser = self._browsers.pop(key, None)
         if browser is not None:
             await self.sessions.close_owner(key, "the page was closed")
+
+    def may_stream(self, key: str) -> bool:
+        """Whether this browser's session was started: only then may it connect its streams."""
+        browser = self._browsers.get(key)
+        session = self.sessions.get(browser.session_id) if browser is not None else None
+        return session is not None and session.state in (SessionState.CONNECTING, SessionState.LIVE)
 
     def status(self, key: str) -> tuple[int, str]:
         browser = self.browser(key)
