@@ -91,8 +91,10 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
                               video_delay_ticks=round(settings.video_delay_ms / 1000 / TICK_S),
                               connection_help=ice.connection_help(),
                               max_per_client=settings.max_sessions_per_client)
+    token = settings.operator_token.get_secret_value() if settings.operator_token else None
     controller = Controller(sessions,
-                            TalkSettings(llm_from(settings), settings.system_prompt, settings.llm_max_history))
+                            TalkSettings(llm_from(settings), settings.system_prompt, settings.llm_max_history),
+                            operator_token=token)
     capabilities = service.capabilities
     initial = service.initial_choices()
 
@@ -146,8 +148,8 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
                 gr.update(choices=choices.voices, value=choices.default_voice))
 
     @user_errors
-    async def close_leaked(request: gr.Request):
-        await controller.close_leaked_upstream(browser_of(request))
+    async def close_leaked(operator_token: str, request: gr.Request):
+        await controller.close_leaked_upstream(browser_of(request), operator_token)
         return controller.status(browser_of(request))[1]
 
     async def status_log(request: gr.Request) -> str:
@@ -176,8 +178,12 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
             new_btn = gr.Button("New", variant="primary", elem_id="new-btn", scale=1, min_width=90)
             start_btn = gr.Button("Start", elem_id="start-btn", scale=1, min_width=90)
             close_btn = gr.Button("Close", variant="stop", elem_id="close-btn", scale=1, min_width=90)
-        leaked_btn = gr.Button(f"Close my open {service.label} sessions", size="sm",
-                               visible=capabilities.upstream_sessions, elem_id="leaked-btn")
+        with gr.Row(equal_height=True, visible=capabilities.upstream_sessions):
+            leaked_btn = gr.Button(f"Close my open {service.label} sessions", size="sm", elem_id="leaked-btn",
+                                   scale=2, visible=capabilities.upstream_sessions)
+            operator_token = gr.Textbox(label=f"Operator token (only to close {service.label} sessions other "
+                                              "servers opened)", type="password", max_length=200, scale=3,
+                                        elem_id="operator-token", visible=capabilities.upstream_sessions)
         with gr.Row(equal_height=True):
             message = gr.Textbox(label="Message", placeholder="Type what the avatar should say, or a question",
                                  max_length=MAX_TEXT_CHARS, scale=4, elem_id="message")
@@ -219,7 +225,7 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
         interrupt_btn.click(interrupt, None, status, api_name="interrupt", queue=False)
         close_btn.click(close_session, None, [session_id, status], api_name="close_session")
         if capabilities.upstream_sessions:
-            leaked_btn.click(close_leaked, None, status, api_name=f"close_leaked_{service.name}_sessions")
+            leaked_btn.click(close_leaked, operator_token, status, api_name=f"close_leaked_{service.name}_sessions")
         bg_inputs = [remove_bg, bg_kind, bg_color, bg_preset, bg_upload]
         gr.on([remove_bg.change, bg_kind.change, bg_color.change, bg_preset.change, bg_upload.upload],
               set_background, bg_inputs, status, api_name="set_background", trigger_mode="always_last")

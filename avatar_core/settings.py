@@ -32,6 +32,8 @@ class Settings(BaseSettings):
                                        description="Seconds between keep-alives for an open HeyGen session.")
     heygen_connect_timeout_s: float = Field(15.0, gt=0, le=120,
                                             description="Seconds to wait for HeyGen's media to connect.")
+    operator_token: SecretStr | None = Field(
+        None, min_length=16, description="Lets whoever gives it close every upstream session under the key.")
     max_sessions: int = Field(6, ge=1, le=200, description="Live avatar sessions allowed at once.")
     max_sessions_per_client: int = Field(2, ge=1, le=200,
                                          description="Live sessions one client address may hold at once.")

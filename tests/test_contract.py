@@ -41,7 +41,7 @@ class EchoService(AvatarService):
     capabilities = Capabilities(own_llm="Echo's LLM", upstream_lists=True, upstream_sessions=True)
 
     def __init__(self) -> None:
-        self.kept: list[frozenset[str]] = []
+        self.kept: list[tuple[frozenset[str], bool]] = []
         self.created = 0
 
     def initial_choices(self) -> Choices:
@@ -54,8 +54,8 @@ class EchoService(AvatarService):
         self.created += 1
         return EchoAvatar(events, f"upstream-{self.created}")
 
-    async def close_leftovers(self, keep: frozenset[str]) -> int:
-        self.kept.append(keep)
+    async def close_leftovers(self, keep: frozenset[str], everything: bool = False) -> int:
+        self.kept.append((keep, everything))
         return 3
 
 
@@ -106,14 +106,21 @@ def test_a_provider_with_its_own_llm_answers_into_the_transcript_through_events(
 def test_upstream_sessions_get_the_clean_up_action_keeping_the_live_ones():
     async def body():
         service = EchoService()
-        c = started_controller(service=service)
+        token = "operator-" + "x" * 20
+        c = started_controller(service=service, operator_token=token)
         local = started_controller()
         try:
             await live(c, "a")
             await live(c, "b")
-            assert await c.close_leaked_upstream("a") == 3
-            assert service.kept == [frozenset({"upstream-1", "upstream-2"})]
+            live_ones = frozenset({"upstream-1", "upstream-2"})
+            assert await c.close_leaked_upstream("a") == 3  # no token: this server's own only
+            assert c.status("a")[1].endswith("Closed 3 leftover Echo session(s) that this server opened.")
+            for wrong in ("operator-" + "y" * 20, token[:-1], "é" * 29, ["x"]):
+                with pytest.raises(UserError, match="operator token"):
+                    await c.close_leaked_upstream("b", wrong)
+            assert await c.close_leaked_upstream("a", token) == 3  # the operator: everything under the key
             assert c.status("a")[1].endswith("Closed 3 leftover Echo session(s) under this key.")
+            assert service.kept == [(live_ones, False), (live_ones, True)]
             with pytest.raises(UserError, match="There are no upstream sessions"):
                 await local.close_leaked_upstream("a")
         finally:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ from avatar_core.errors import SpeechQueueFullError, UserError
 from avatar_core.media.format import AUDIO_RATE
 from avatar_core.providers.local.avatar import MAX_QUEUED_SPEECH_S, LocalAvatar
 from avatar_core.providers.local.service import LocalService
+from avatar_core.providers.upstream_ledger import Listed, UpstreamLedger
 from avatar_core.server.logs import HIDDEN, RedactCredentials
 from avatar_core.server.turn import IceConfiguration
 from avatar_core.session.controller import MAX_BROWSERS
@@ -442,6 +444,44 @@ def test_garbage_offers_cannot_lock_viewers_out_of_the_streams():
             assert not process.lines("Traceback")
         finally:
             process.stop()
+
+    asyncio.run(body())
+
+
+# --- 10. The ledger adopts only what a lost creation could have made --------------------
+def test_the_ledger_adopts_one_unstarted_session_per_lost_reply_and_nothing_else():
+    async def body() -> None:
+        stopped: list[str] = []
+        upstream: list[Listed] = []
+
+        async def try_stop(session_id: str) -> bool:
+            stopped.append(session_id)
+            return True
+
+        async def list_sessions() -> list[Listed]:
+            return list(upstream)
+
+        ledger = UpstreamLedger("Test", try_stop, list_sessions)
+        now = time.time()
+        with pytest.raises(TimeoutError):
+            async with ledger.creation(reply_lost=lambda exc: isinstance(exc, TimeoutError)):
+                raise TimeoutError  # the request was sent; its reply never came
+        with pytest.raises(ValueError):
+            async with ledger.creation(reply_lost=lambda exc: isinstance(exc, TimeoutError)):
+                raise ValueError  # a refusal: nothing was made
+        async with ledger.creation(reply_lost=lambda exc: True) as record:
+            record("ours-live")
+        assert len(ledger.unanswered) == 1
+        upstream[:] = [Listed("older", now - 60, False),  # made before the request: someone else's
+                       Listed("started", now + 1, True),  # connected: a live stream, someone's
+                       Listed("ours-live", now + 1, False),  # ours already
+                       Listed("orphan", now + 2, False), Listed("another", now + 3, False),
+                       Listed("no-time", None, False)]
+        assert await ledger.reconcile() == 1
+        assert stopped == ["orphan"] and not ledger.unanswered  # one per lost reply: "another" is kept
+        assert await ledger.close_ours(frozenset({"ours-live"})) == 0  # the live one stays
+        assert await ledger.close_ours(frozenset()) == 1 and stopped[-1] == "ours-live"
+        await ledger.close()
 
     asyncio.run(body())
 

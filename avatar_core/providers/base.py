@@ -129,8 +129,9 @@ class AvatarService(ABC):
     async def create(self, avatar_id: str, voice_id: str, quality: Quality, events: EventSink) -> Avatar:
         """A new session's avatar; UserError for bad IDs, ProviderError from upstream."""
 
-    async def close_leftovers(self, keep: frozenset[str]) -> int:
-        """With `upstream_sessions`: stop upstream sessions not in `keep`; how many."""
+    async def close_leftovers(self, keep: frozenset[str], everything: bool = False) -> int:
+        """With `upstream_sessions`: stop the upstream sessions this process opened that are
+        not in `keep` (`everything`: all under the key but `keep`, for an operator); how many."""
         raise UserError(f"There are no upstream sessions: the avatar is {self.label}.")
 
     def warm_up(self) -> None:

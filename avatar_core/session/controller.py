@@ -8,6 +8,7 @@ gr.Error, so the page shows it and "Use via API" callers get it as an error.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from collections.abc import Iterator
@@ -50,8 +51,9 @@ class TalkSettings:
 
 
 class Controller:
-    def __init__(self, sessions: SessionManager, talk: TalkSettings) -> None:
+    def __init__(self, sessions: SessionManager, talk: TalkSettings, operator_token: str | None = None) -> None:
         self.sessions = sessions
+        self._operator_token = operator_token  # allows closing every upstream session under the key
         self.service = sessions.service
         self.talk_settings = talk
         self._browsers: dict[str, Browser] = {}
@@ -272,13 +274,21 @@ class Controller:
                                       "You can still type IDs.")
             return Choices()
 
-    async def close_leaked_upstream(self, key: str) -> int:
-        """Stop upstream sessions under our key that no live session here owns."""
+    async def close_leaked_upstream(self, key: str, token: object = None) -> int:
+        """Stop upstream sessions this server opened that no live session here uses; with the
+        operator token, every session under the key but the live ones here."""
         browser = self.browser(key)
         with self._reported(browser, "Closing leftover sessions"):
+            token = inputs.text(token, "The operator token", inputs.MAX_ID_CHARS)
+            everything = bool(token)
+            expected = (self._operator_token or "").encode()
+            if everything and not (expected and hmac.compare_digest(token.encode(), expected)):
+                raise UserError("That operator token is not right (or none is set on the server); leave it "
+                                "empty to close the sessions this server opened.")
             live = frozenset(s.avatar.upstream_id for s in self.sessions.all() if s.avatar.upstream_id)
-            closed = await self.service.close_leftovers(live)
-        browser.log.add(f"Closed {closed} leftover {self.service.label} session(s) under this key.")
+            closed = await self.service.close_leftovers(live, everything=everything)
+        where = "under this key" if everything else "that this server opened"
+        browser.log.add(f"Closed {closed} leftover {self.service.label} session(s) {where}.")
         return closed
 
     async def unload(self, key: str) -> None:

@@ -13,9 +13,10 @@ NO_LLM = TalkSettings(None, "Be brief.", 10)
 
 
 def started_controller(max_sessions: int = 2, idle_timeout_s: float = 300.0, talk: TalkSettings = NO_LLM,
-                       service: AvatarService | None = None, max_per_client: int | None = None) -> Controller:
+                       service: AvatarService | None = None, max_per_client: int | None = None,
+                       operator_token: str | None = None) -> Controller:
     """Call inside the test's running loop; close with `controller.sessions.close_all(...)`."""
     sessions = SessionManager(service or LocalService(), max_sessions, idle_timeout_s,
                               max_per_client=max_per_client)
     sessions.start(Runtime.on_running_loop(max_sessions))
-    return Controller(sessions, talk)
+    return Controller(sessions, talk, operator_token)

@@ -3,22 +3,19 @@ lists from avatar.list and v2/voices, and clean-up of upstream sessions nobody o
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
 from ...events import EventSink
 from ...settings import Settings
-from ...tasks import TaskOwner
 from ..base import AvatarService, Capabilities, Choices, Quality
+from ..upstream_ledger import Listed, UpstreamLedger
 from .avatar import HeyGenAvatar
 from .client import HeyGenClient
-from .errors import HeyGenError, SessionClosedError, StillCreatingError
+from .errors import HeyGenError, RequestTimeoutError, ServerError, SessionClosedError, StillCreatingError
 
 log = logging.getLogger(__name__)
 CHOICES_TTL_S = 600
-STOP_RETRY_FIRST_S = 1.0  # a stop that failed is tried again after this, then twice as long each time
-STOP_RETRY_MAX_S = 60.0
 DEFAULT_AVATAR = "default"  # HeyGen's own default avatar, when none is given
 
 
@@ -35,9 +32,7 @@ class HeyGenService(AvatarService):
         self._connect_timeout_s, self._keep_alive_s = connect_timeout_s, keep_alive_s
         self._knowledge_base = knowledge_base  # HeyGen's talk task answers with this as its instructions
         self._cached: tuple[float, Choices] | None = None
-        self._creating = 0  # upstream sessions being made: not yet ours, not leftovers either
-        self._unstopped: set[str] = set()  # stops that failed: retried until HeyGen confirms
-        self._tasks = TaskOwner("heygen-service")
+        self.ledger = UpstreamLedger("HeyGen", self._try_stop, self._list_sessions)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HeyGenService:
@@ -64,22 +59,17 @@ class HeyGenService(AvatarService):
 
     async def create(self, avatar_id: str, voice_id: str, quality: Quality, events: EventSink) -> HeyGenAvatar:
         avatar_id = (avatar_id or "").strip() or DEFAULT_AVATAR
-        self._creating += 1
-        try:
+        async with self.ledger.creation(reply_lost=self._reply_lost) as record:
             session = await self.client.new_session(quality, avatar_id, (voice_id or "").strip() or None,
                                                     knowledge_base=self._knowledge_base)
-        finally:
-            self._creating -= 1
+            record(session.session_id)
         return HeyGenAvatar(self.client, session, avatar_id, quality, events, self._connect_timeout_s,
-                            self._keep_alive_s, self.stop_upstream)
+                            self._keep_alive_s, self.ledger.stop)
 
-    async def stop_upstream(self, session_id: str) -> None:
-        """Stop an upstream session. If HeyGen does not confirm it, keep trying in the
-        background (1 s, 2 s, 4 s ... at most a minute apart) until it does or says the
-        session is gone: a failed stop must not leave it counting against the limit."""
-        if not await self._try_stop(session_id):
-            self._unstopped.add(session_id)
-            self._tasks.spawn(self._retry_stop(session_id), f"stop-{session_id[:8]}")
+    @staticmethod
+    def _reply_lost(exc: BaseException) -> bool:
+        """A timeout or a broken connection: HeyGen may have made the session anyway."""
+        return isinstance(exc, RequestTimeoutError) or (isinstance(exc, ServerError) and exc.status is None)
 
     async def _try_stop(self, session_id: str) -> bool:
         try:
@@ -87,33 +77,28 @@ class HeyGenService(AvatarService):
         except SessionClosedError:
             return True  # gone already: that is what we wanted
         except HeyGenError as exc:
-            log.warning("streaming.stop for %s failed (%s); trying again", session_id[:8], type(exc).__name__)
+            log.warning("streaming.stop for %s failed (%s)", session_id[:8], type(exc).__name__)
             return False
         return True
 
-    async def _retry_stop(self, session_id: str) -> None:
-        delay = STOP_RETRY_FIRST_S
-        while True:
-            await asyncio.sleep(delay)
-            if await self._try_stop(session_id):
-                self._unstopped.discard(session_id)
-                log.info("streaming.stop for %s done on a later try", session_id[:8])
-                return
-            delay = min(2 * delay, STOP_RETRY_MAX_S)
+    async def _list_sessions(self) -> list[Listed]:
+        listed = []
+        for s in await self.client.list_sessions():
+            created = s.get("created_at")
+            listed.append(Listed(str(s.get("session_id")), float(created) if isinstance(created, int | float) else None,
+                                 started=s.get("status") not in ("new", None)))
+        return listed
 
-    async def close_leftovers(self, keep: frozenset[str]) -> int:
-        """Stop upstream sessions under this key that no live session here owns."""
-        if self._creating:
+    async def close_leftovers(self, keep: frozenset[str], everything: bool = False) -> int:
+        """Stop this process's upstream sessions that no live session uses; `everything`
+        (an operator's call): every session under the key but the live ones here."""
+        if self.ledger.creating:
             raise StillCreatingError()
-        return await self.client.close_sessions(keep=keep)
+        if everything:
+            return await self.client.close_sessions(keep=keep)
+        return await self.ledger.close_ours(keep)
 
     async def aclose(self) -> None:
-        """Shutdown: one last try for every stop still failing, then the client closes."""
-        await self._tasks.cancel_all()
-        for session_id in list(self._unstopped):
-            if await self._try_stop(session_id):
-                self._unstopped.discard(session_id)
-        if self._unstopped:
-            log.error("HeyGen did not confirm stopping %d session(s); they end at HeyGen's idle timeout",
-                      len(self._unstopped))
+        """Shutdown: lost creations looked for, one last try for every stop still failing."""
+        await self.ledger.close()
         await self.client.aclose()

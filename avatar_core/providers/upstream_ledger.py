@@ -1,0 +1,169 @@
+"""Every upstream session this process asked for, until the upstream confirms it stopped.
+
+For providers whose sessions live at a paid service (HeyGen; LiveAvatar next): a session
+left open there counts against the account's concurrency limit until its idle timeout.
+- A stop that fails is retried in the background with backoff until the upstream confirms
+  or says the session is gone.
+- A creation whose reply never came (a timeout, a dropped connection) may still have made a
+  session. It is found by listing the upstream's sessions: one created in that request's
+  time window that was never started and that nobody here owns is adopted and stopped.
+  Listing is tried at once and again for a while (the upstream may finish after we gave up).
+- Only sessions in this ledger are ever stopped: another process sharing the key (a
+  second replica of a Space) keeps its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from ..tasks import TaskOwner
+
+log = logging.getLogger(__name__)
+STOP_RETRY_FIRST_S = 1.0  # a stop that failed is tried again after this, then twice as long each time
+STOP_RETRY_MAX_S = 60.0
+LOOK_FOR_UNANSWERED_S = (0.0, 5.0, 15.0, 45.0)  # after giving up on a creation, list the upstream then
+CLOCK_SKEW_S = 5.0  # the upstream's clock may be this far behind ours
+
+
+@dataclass(frozen=True)
+class Listed:
+    """An upstream session as the upstream lists it."""
+
+    session_id: str
+    created_at: float | None  # seconds since the epoch, by the upstream's clock
+    started: bool  # a client connected to it (never true for one whose creation reply was lost)
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    sent_at: float  # wall clock, when the creation request was sent
+
+
+TryStop = Callable[[str], Awaitable[bool]]  # True: stopped, or the upstream says it is gone
+ListSessions = Callable[[], Awaitable[list[Listed]]]
+
+
+class UpstreamLedger:
+    def __init__(self, label: str, try_stop: TryStop, list_sessions: ListSessions) -> None:
+        self._label = label
+        self._try_stop = try_stop
+        self._list_sessions = list_sessions
+        self.open: set[str] = set()  # asked for and not confirmed stopped (live, or being stopped)
+        self.unstopped: set[str] = set()  # stops that failed: being retried
+        self.unanswered: list[Unanswered] = []  # creations whose reply never came
+        self.creating = 0
+        self._none_creating = asyncio.Event()
+        self._none_creating.set()
+        self._tasks = TaskOwner(f"{label}-ledger")
+
+    @asynccontextmanager
+    async def creation(self, reply_lost: Callable[[BaseException], bool]) -> AsyncIterator[Callable[[str], None]]:
+        """Around one creation request; call the yielded function with the new session's id.
+        `reply_lost(exc)`: whether that failure means the upstream may have made it anyway."""
+        sent_at = time.time()
+        self.creating += 1
+        self._none_creating.clear()
+        try:
+            yield self.open.add
+        except BaseException as exc:  # a cancelled request may have been sent too
+            if isinstance(exc, asyncio.CancelledError) or reply_lost(exc):
+                self.unanswered.append(Unanswered(sent_at))
+                self._tasks.spawn(self._look_for_unanswered(), f"{self._label}-unanswered")
+            raise
+        finally:
+            self.creating -= 1
+            if not self.creating:
+                self._none_creating.set()
+
+    async def stop(self, session_id: str) -> None:
+        """Stop one of ours; if the upstream does not confirm, keep trying in the background."""
+        if await self._try_stop(session_id):
+            self.open.discard(session_id)
+            return
+        log.warning("stopping %s session %s failed; trying again", self._label, session_id[:8])
+        self.unstopped.add(session_id)
+        self._tasks.spawn(self._retry_stop(session_id), f"{self._label}-stop-{session_id[:8]}")
+
+    async def _retry_stop(self, session_id: str) -> None:
+        delay = STOP_RETRY_FIRST_S
+        while True:
+            await asyncio.sleep(delay)
+            if await self._try_stop(session_id):
+                self._stopped(session_id)
+                log.info("%s session %s stopped on a later try", self._label, session_id[:8])
+                return
+            delay = min(2 * delay, STOP_RETRY_MAX_S)
+
+    def _stopped(self, session_id: str) -> None:
+        self.open.discard(session_id)
+        self.unstopped.discard(session_id)
+
+    async def _look_for_unanswered(self) -> None:
+        started = time.monotonic()
+        for at in LOOK_FOR_UNANSWERED_S:
+            await asyncio.sleep(max(0.0, started + at - time.monotonic()))
+            if not self.unanswered:
+                return
+            try:
+                await self.reconcile()
+            except Exception as exc:  # the upstream may still be failing: look again later
+                log.warning("listing %s sessions failed (%s)", self._label, type(exc).__name__)
+        if self.unanswered:
+            log.info("no %s session turned up for %d creation(s) whose reply was lost",
+                     self._label, len(self.unanswered))
+            self.unanswered.clear()
+
+    async def reconcile(self) -> int:
+        """List the upstream's sessions; adopt and stop one per lost creation reply. Returns
+        how many were adopted."""
+        if not self.unanswered:
+            return 0
+        listed = await self._list_sessions()
+        candidates = sorted((s for s in listed if s.session_id not in self.open and not s.started
+                             and s.created_at is not None), key=lambda s: s.created_at or 0.0)
+        adopted: list[str] = []
+        for attempt in sorted(self.unanswered, key=lambda a: a.sent_at):
+            match = next((s for s in candidates if s.session_id not in adopted
+                          and (s.created_at or 0.0) >= attempt.sent_at - CLOCK_SKEW_S), None)
+            if match is not None:
+                adopted.append(match.session_id)
+                self.unanswered.remove(attempt)
+        for session_id in adopted:
+            log.info("%s session %s was made for a request whose reply was lost: stopping it",
+                     self._label, session_id[:8])
+            self.open.add(session_id)
+            await self.stop(session_id)
+        return len(adopted)
+
+    async def close_ours(self, live: frozenset[str]) -> int:
+        """"Close my open sessions": every session of ours no live session uses (failed stops
+        tried now, lost creations looked for). Returns how many were stopped."""
+        await self.reconcile()
+        stopped = 0
+        for session_id in sorted(self.open - live):
+            if await self._try_stop(session_id):
+                self._stopped(session_id)
+                stopped += 1
+        return stopped
+
+    async def close(self) -> None:
+        """Shutdown: wait for creations in flight (the caller stops what they made), look
+        for lost ones, and try every unconfirmed stop once more."""
+        await self._none_creating.wait()
+        await self._tasks.cancel_all()
+        try:
+            await self.reconcile()
+        except Exception as exc:
+            log.warning("listing %s sessions at shutdown failed (%s)", self._label, type(exc).__name__)
+        await self._tasks.cancel_all()  # retries the adoptions started: one last try below instead
+        for session_id in sorted(self.unstopped):
+            if await self._try_stop(session_id):
+                self._stopped(session_id)
+        if self.unstopped or self.unanswered:
+            log.error("%s did not confirm stopping %d session(s) (and %d creation(s) lost their reply); "
+                      "they end at its idle timeout", self._label, len(self.unstopped), len(self.unanswered))
