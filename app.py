@@ -43,6 +43,7 @@ from avatar_core.server.workarounds import (
     quiet_gradio_6_warnings,
     server_ice_follows,
 )
+from avatar_core.session.admission import Admission
 from avatar_core.session.controller import MAX_BROWSERS, OUR_LLM, Controller, TalkSettings
 from avatar_core.session.manager import SessionManager
 from avatar_core.settings import Settings, SettingsError, load_settings
@@ -90,7 +91,9 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
     sessions = SessionManager(service, settings.max_sessions, settings.session_idle_timeout_s,
                               video_delay_ticks=round(settings.video_delay_ms / 1000 / TICK_S),
                               connection_help=ice.connection_help(),
-                              max_per_client=settings.max_sessions_per_client)
+                              max_per_client=settings.max_sessions_per_client,
+                              admission=Admission(min_fps=settings.admission_min_fps)
+                              if settings.admission_min_fps else None)
     token = settings.operator_token.get_secret_value() if settings.operator_token else None
     controller = Controller(sessions,
                             TalkSettings(llm_from(settings), settings.system_prompt, settings.llm_max_history),

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     operator_token: SecretStr | None = Field(
         None, min_length=16, description="Lets whoever gives it close every upstream session under the key.")
     max_sessions: int = Field(6, ge=1, le=200, description="Live avatar sessions allowed at once.")
+    admission_min_fps: float = Field(
+        24.0, ge=0, le=25, description="New sessions only while the running ones keep this frame rate (0: off).")
     max_sessions_per_client: int = Field(2, ge=1, le=200,
                                          description="Live sessions one client address may hold at once.")
     session_idle_timeout_s: float = Field(

@@ -17,17 +17,20 @@ from fastrtc import WebRTC
 
 from app import build_app
 from avatar_core.errors import SpeechQueueFullError, UserError
+from avatar_core.media.clock import ClockStats
 from avatar_core.media.format import AUDIO_RATE
 from avatar_core.providers.local.avatar import MAX_QUEUED_SPEECH_S, LocalAvatar
 from avatar_core.providers.local.service import LocalService
 from avatar_core.providers.upstream_ledger import Listed, UpstreamLedger
 from avatar_core.server.logs import HIDDEN, RedactCredentials
 from avatar_core.server.turn import IceConfiguration
+from avatar_core.session.admission import Admission
 from avatar_core.session.controller import MAX_BROWSERS
 from avatar_core.session.status_log import MAX_LINE_CHARS, StatusLog
 from avatar_core.settings import Settings
 from tests.support.app_process import AppProcess
 from tests.support.controllers import started_controller
+from tests.support.fake_avatars import BlankAvatar
 from tests.support.openai_process import OpenAIServerProcess
 from tests.support.webrtc_viewer import Viewer
 
@@ -482,6 +485,68 @@ def test_the_ledger_adopts_one_unstarted_session_per_lost_reply_and_nothing_else
         assert await ledger.close_ours(frozenset({"ours-live"})) == 0  # the live one stays
         assert await ledger.close_ours(frozenset()) == 1 and stopped[-1] == "ours-live"
         await ledger.close()
+
+    asyncio.run(body())
+
+
+# --- 9. New sessions only while the running ones keep their frame rate ------------------
+class HeavyAvatar(BlankAvatar):
+    """Each frame costs 25 ms of interpreter time: one keeps 25 fps, two cannot (the GIL)."""
+
+    def tick(self, index: int):
+        end = time.thread_time() + 0.025  # this thread's own CPU time, not the wall clock
+        while time.thread_time() < end:
+            pass
+        return super().tick(index)
+
+
+class HeavyService(LocalService):
+    async def create(self, avatar_id, voice_id, quality, events):
+        return HeavyAvatar()
+
+
+def test_admission_by_measured_frame_rate_below_the_ceiling_unit():
+    clock = [0.0]
+    admission = Admission(now=lambda: clock[0])
+    assert admission.refusal() is None  # nothing measured: nobody to slow down
+    for second in range(6):  # two sessions at 25 fps, none late
+        clock[0] = second
+        admission.sample({"a": ClockStats(25 * second, 0, 0, 0), "b": ClockStats(25 * second, 0, 0, 0)})
+    assert admission.measure() == (25.0, 0.0) and admission.refusal() is None
+    for second in range(6, 12):  # "b" falls to 20 fps, a third of its ticks late
+        clock[0] = second
+        admission.sample({"a": ClockStats(25 * second, 0, 0, 0),
+                          "b": ClockStats(150 + 20 * (second - 5), 7 * (second - 5), 0, 0)})
+    fps, late = admission.measure()  # type: ignore[misc]
+    assert fps == pytest.approx(22.5) and late == pytest.approx(35 / 225)
+    assert "at capacity" in (admission.refusal() or "")
+    for second in range(12, 18):  # "b" closed: "a" alone keeps up again
+        clock[0] = second
+        admission.sample({"a": ClockStats(25 * second, 0, 0, 0)})
+    assert admission.refusal() is None
+
+
+@pytest.mark.integration
+def test_new_sessions_are_refused_while_the_running_ones_would_fall_below_24_fps():
+    async def body() -> None:
+        c = started_controller(max_sessions=10, service=HeavyService(), admission=Admission())
+        try:
+            await c.new_session("a", "ava", "heart", "low")
+            await c.start("a")
+            await asyncio.sleep(6)  # one heavy stream: the machine keeps up
+            await c.new_session("b", "ava", "heart", "low")
+            await c.start("b")
+            await asyncio.sleep(6)  # two: each would need 50 ms of interpreter time per 40 ms frame
+            fps, _ = c.sessions.admission.measure()  # type: ignore[union-attr,misc]
+            assert fps < 24
+            with pytest.raises(UserError, match="The server is at capacity: the avatars already streaming run at"):
+                await c.new_session("c", "ava", "heart", "low")
+            assert len(c.sessions) == 2  # far below the ceiling of 10, and nothing was made
+            await c.close("b")
+            await asyncio.sleep(6)
+            await c.new_session("c", "ava", "heart", "low")  # room again
+        finally:
+            await c.sessions.close_all("test over")
 
     asyncio.run(body())
 

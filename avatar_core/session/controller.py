@@ -137,6 +137,7 @@ class Controller:
         with self._reported(browser, "Start"):
             session = self._open_session(browser, "start")
             await session.start()
+            self.sessions.stream_started()
         return session.id
 
     async def repeat(self, key: str, text: object) -> None:

@@ -17,18 +17,22 @@ from ..server.memory import collect_garbage, trim_heap
 from ..server.runtime import Runtime
 from ..talk.conversation import Conversation
 from ..tasks import TaskOwner
+from .admission import Admission
 from .session import AvatarSession, SessionState
 from .status_log import StatusLog
 
 log = logging.getLogger(__name__)
 
 RELEASE_AFTER_S = 5.0  # a closed session's connections linger ~2 s (streams.CLOSE_GRACE_TICKS)
+MEASURE_EVERY_S = 1.0  # the running clocks' counters, for admission
 SHUTTING_DOWN = "The server is shutting down; try again in a minute."
 
 
 class SessionManager:
     def __init__(self, service: AvatarService, max_sessions: int, idle_timeout_s: float,
-                 video_delay_ticks: int = 0, connection_help: str = "", max_per_client: int | None = None) -> None:
+                 video_delay_ticks: int = 0, connection_help: str = "", max_per_client: int | None = None,
+                 admission: Admission | None = None) -> None:
+        """`admission`: below max_sessions, admit by the running streams' measured frame rate."""
         self.service = service
         self.max_sessions = max_sessions
         self.max_per_client = max_per_client or max_sessions
@@ -44,6 +48,7 @@ class SessionManager:
         self._release: asyncio.Task[None] | None = None
         self._release_again = False
         self._runtime: Runtime | None = None
+        self.admission = admission
 
     @property
     def runtime(self) -> Runtime:
@@ -59,6 +64,8 @@ class SessionManager:
         """At start-up, on the event loop: the idle reaper begins."""
         self._runtime = runtime
         self._tasks.spawn(self._reap_forever(), "idle-reaper")
+        if self.admission is not None:
+            self._tasks.spawn(self._measure_forever(self.admission), "load-measure")
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -87,6 +94,8 @@ class SessionManager:
         if len(self._sessions) + self._creating.total() >= self.max_sessions:
             raise UserError(f"The server is busy: all {self.max_sessions} avatar sessions are in use. "
                             "Try again in a few minutes.")
+        if self.admission is not None and (refusal := self.admission.refusal()) is not None:
+            raise UserError(refusal)
         held = sum(1 for s in self._sessions.values() if s.client == client) + self._creating[client]
         if held >= self.max_per_client:
             raise UserError(f"You already have {held} avatar session(s) open from this address, the most one "
@@ -150,6 +159,15 @@ class SessionManager:
         await self._none_creating.wait()
         await asyncio.gather(*(s.close(reason) for s in list(self._sessions.values())), return_exceptions=True)
         await self._tasks.cancel_all()
+
+    def stream_started(self) -> None:
+        if self.admission is not None:
+            self.admission.stream_started()
+
+    async def _measure_forever(self, admission: Admission) -> None:
+        while True:
+            await asyncio.sleep(MEASURE_EVERY_S)
+            admission.sample({s.id: s.clock.stats for s in self._sessions.values() if s.clock.running})
 
     async def _reap_forever(self) -> None:
         period = max(0.5, min(5.0, self.idle_timeout_s / 4))
