@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     heygen_connect_timeout_s: float = Field(15.0, gt=0, le=120,
                                             description="Seconds to wait for HeyGen's media to connect.")
     operator_token: SecretStr | None = Field(
-        None, min_length=16, description="Lets whoever gives it close every upstream session under the key.")
+        None, min_length=16, max_length=200,
+        description="Lets whoever gives it close every upstream session under the key.")
     max_sessions: int = Field(6, ge=1, le=200, description="Live avatar sessions allowed at once.")
     admission_min_fps: float = Field(
         24.0, ge=0, le=25, description="New sessions only while the running ones keep this frame rate (0: off).")

@@ -24,6 +24,7 @@ from avatar_core.providers.local.service import LocalService
 from avatar_core.providers.upstream_ledger import Listed, UpstreamLedger
 from avatar_core.server.logs import HIDDEN, RedactCredentials
 from avatar_core.server.turn import IceConfiguration
+from avatar_core.server.workarounds import CALL_NOT_RUN
 from avatar_core.session.admission import Admission
 from avatar_core.session.controller import MAX_BROWSERS
 from avatar_core.session.status_log import MAX_LINE_CHARS, StatusLog
@@ -133,9 +134,8 @@ def app():
 
 MB = 1_000_000
 TOO_LARGE = "The request is too large: the limit is 256 KB."  # refused before parsing: no status line
-NOT_RUN = ("This call could not be run (ValueError): check the number and kind of values sent "
-           "(the page's 'Use via API' lists them).")  # Gradio's own checks: nothing of ours ran
-BEFORE_OUR_CODE = (TOO_LARGE, NOT_RUN[:25], "Value: ")  # the request limit's, Gradio's own checks
+NOT_RUN = CALL_NOT_RUN.format(kind="ValueError")  # Gradio's own checks: nothing of ours ran
+BEFORE_OUR_CODE = (TOO_LARGE, NOT_RUN[:26], "Value: ")  # the request limit's, Gradio's own checks
 QUALITIES = "Valid qualities: low (640x360), medium (854x480), high (1280x720)."
 AVATARS = "Valid avatar IDs: ava, leo, mira."
 VOICES = "Valid voice IDs: heart, espeak-us-male, espeak-uk-female."
@@ -149,8 +149,8 @@ HOSTILE = [  # (api, arguments, the one line the caller gets and the page shows)
     ("new_session", ([True, "heart", "low"]), "The avatar ID must be text, not true or false."),
     ("new_session", (["ava", "heart", 3]), "The quality must be text, not a number."),
     ("new_session", (["ava", "heart", 1.5]), "The quality must be text, not a number."),
-    ("new_session", ([None, "heart", "low"]), "The avatar ID is empty; pick or type one."),
-    ("new_session", (["   ", "heart", "low"]), "The avatar ID is empty; pick or type one."),
+    ("new_session", ([None, "heart", "low"]), f"Unknown avatar ID ''. {AVATARS}"),
+    ("new_session", (["   ", "heart", "low"]), f"Unknown avatar ID ''. {AVATARS}"),
     ("new_session", (["ava", "", "low"]), f"Unknown voice ID ''. {VOICES}"),
     ("new_session", (["ava", "heart", None]), f"Unknown quality ''. {QUALITIES}"),
     ("new_session", (["x" * 200_000, "heart", "low"]), "The avatar ID is 200000 characters; the limit is 200."),
@@ -434,9 +434,15 @@ def test_garbage_offers_cannot_lock_viewers_out_of_the_streams():
                     reply = post_offer(process.url, component, "attacker",
                                        {"sdp": sdp[kind], "type": "offer", "webrtc_id": f"held{kind}{n}"})
                     assert "sdp" in reply, reply
+            async with httpx.AsyncClient(timeout=30) as http:  # a burst at once: still one slot
+                burst = [http.post(f"{process.url}/gradio_api/component_server/", json={
+                    "component_id": components["video"], "fn_name": "offer", "session_hash": "attacker",
+                    "data": {"sdp": sdp["video"], "type": "offer", "webrtc_id": f"burst{n}"}}) for n in range(16)]
+                replies = [r.json() for r in await asyncio.gather(*burst)]
+            assert sum("sdp" in r for r in replies) >= 1, replies
             # a candidate for someone else's connection is refused
             reply = post_offer(process.url, components["video"], "stranger-0",
-                               {"type": "ice-candidate", "webrtc_id": "heldvideo9", "candidate": {"candidate": "x"}})
+                               {"type": "ice-candidate", "webrtc_id": "burst0", "candidate": {"candidate": "x"}})
             assert reply == {"status": "failed", "meta": {"error": "unknown_connection"}}, reply
             # the victim connects both streams at once and sees the avatar
             async with Viewer(process.url) as victim:
@@ -478,7 +484,8 @@ def test_the_ledger_adopts_one_unstarted_session_per_lost_reply_and_nothing_else
         upstream[:] = [Listed("older", now - 60, False),  # made before the request: someone else's
                        Listed("started", now + 1, True),  # connected: a live stream, someone's
                        Listed("ours-live", now + 1, False),  # ours already
-                       Listed("orphan", now + 2, False), Listed("another", now + 3, False),
+                       Listed("later", now + 30, False),  # made after we gave up: someone else's New
+                       Listed("orphan", now + 1, False), Listed("another", now + 2, False),
                        Listed("no-time", None, False)]
         assert await ledger.reconcile() == 1
         assert stopped == ["orphan"] and not ledger.unanswered  # one per lost reply: "another" is kept

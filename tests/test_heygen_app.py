@@ -176,12 +176,31 @@ def test_a_creation_whose_reply_never_came_is_found_and_stopped(app, heygen):
         with pytest.raises(AppError, match="did not answer in time"):
             viewer.call("new_session", "ava", "heart", "low")
         assert heygen.open_sessions() == 1  # the stand-in made the session we gave up on
-        heygen.set_fault(None)
-        assert wait_for(lambda: heygen.open_sessions() == 0, 10)
+        heygen.set_fault(None)  # the ledger's first listing went out slow too: it times out, 5 s later
+        time.sleep(5)
+        outsider = asyncio.run(new_upstream_session(heygen))  # another replica's New, after we gave up
+        assert wait_for(lambda: heygen.open_sessions() == 1, 20)  # the next listing finds the orphan
         lines = app.output().splitlines()[mark:]
         assert any("was made for a request whose reply was lost: stopping it" in line for line in lines), lines
+        assert asyncio.run(upstream_ids(heygen)) == [outsider]  # made outside that request's time: kept
     finally:
         asyncio.run(viewer.close())
+
+
+async def new_upstream_session(heygen) -> str:
+    client = HeyGenClient(API_KEY, heygen.url, 15.0)
+    try:
+        return (await client.new_session("low", "ava", "heart")).session_id
+    finally:
+        await client.aclose()
+
+
+async def upstream_ids(heygen) -> list[str]:
+    client = HeyGenClient(API_KEY, heygen.url, 15.0)
+    try:
+        return [str(s["session_id"]) for s in await client.list_sessions()]
+    finally:
+        await client.aclose()
 
 
 def test_the_clean_up_button_of_a_second_server_leaves_the_first_ones_stream_alone(app, heygen):

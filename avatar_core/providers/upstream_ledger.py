@@ -6,8 +6,11 @@ left open there counts against the account's concurrency limit until its idle ti
   or says the session is gone.
 - A creation whose reply never came (a timeout, a dropped connection) may still have made a
   session. It is found by listing the upstream's sessions: one created in that request's
-  time window that was never started and that nobody here owns is adopted and stopped.
-  Listing is tried at once and again for a while (the upstream may finish after we gave up).
+  time window (sent .. gave up, give or take the clocks' skew) that was never started and
+  that nobody here owns is adopted and stopped. Listing is tried at once and every few
+  seconds for a while (it may turn up late), never while another creation is in flight.
+  The one ambiguity left: another process's session made inside that same window and not
+  started yet (its Start follows within seconds) could be taken for the lost one.
 - Only sessions in this ledger are ever stopped: another process sharing the key (a
   second replica of a Space) keeps its own.
 """
@@ -26,8 +29,9 @@ from ..tasks import TaskOwner
 log = logging.getLogger(__name__)
 STOP_RETRY_FIRST_S = 1.0  # a stop that failed is tried again after this, then twice as long each time
 STOP_RETRY_MAX_S = 60.0
-LOOK_FOR_UNANSWERED_S = (0.0, 5.0, 15.0, 45.0)  # after giving up on a creation, list the upstream then
-CLOCK_SKEW_S = 5.0  # the upstream's clock may be this far behind ours
+SEARCH_EVERY_S = 5.0  # a lost creation is looked for this often
+SEARCH_FOR_S = 45.0  # and for this long after its request failed
+CLOCK_SKEW_S = 3.0  # the upstream's clock may be this far from ours
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,11 @@ class Listed:
 @dataclass(frozen=True)
 class Unanswered:
     sent_at: float  # wall clock, when the creation request was sent
+    failed_at: float  # and when we gave up on it
+
+    def could_have_made(self, session: Listed) -> bool:
+        created = session.created_at
+        return created is not None and self.sent_at - CLOCK_SKEW_S <= created <= self.failed_at + CLOCK_SKEW_S
 
 
 TryStop = Callable[[str], Awaitable[bool]]  # True: stopped, or the upstream says it is gone
@@ -60,6 +69,7 @@ class UpstreamLedger:
         self._none_creating = asyncio.Event()
         self._none_creating.set()
         self._tasks = TaskOwner(f"{label}-ledger")
+        self._search: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def creation(self, reply_lost: Callable[[BaseException], bool]) -> AsyncIterator[Callable[[str], None]]:
@@ -72,8 +82,9 @@ class UpstreamLedger:
             yield self.open.add
         except BaseException as exc:  # a cancelled request may have been sent too
             if isinstance(exc, asyncio.CancelledError) or reply_lost(exc):
-                self.unanswered.append(Unanswered(sent_at))
-                self._tasks.spawn(self._look_for_unanswered(), f"{self._label}-unanswered")
+                self.unanswered.append(Unanswered(sent_at, time.time()))
+                if self._search is None or self._search.done():
+                    self._search = self._tasks.spawn(self._look_for_unanswered(), f"{self._label}-unanswered")
             raise
         finally:
             self.creating -= 1
@@ -104,19 +115,19 @@ class UpstreamLedger:
         self.unstopped.discard(session_id)
 
     async def _look_for_unanswered(self) -> None:
-        started = time.monotonic()
-        for at in LOOK_FOR_UNANSWERED_S:
-            await asyncio.sleep(max(0.0, started + at - time.monotonic()))
-            if not self.unanswered:
-                return
-            try:
-                await self.reconcile()
-            except Exception as exc:  # the upstream may still be failing: look again later
-                log.warning("listing %s sessions failed (%s)", self._label, type(exc).__name__)
-        if self.unanswered:
-            log.info("no %s session turned up for %d creation(s) whose reply was lost",
-                     self._label, len(self.unanswered))
-            self.unanswered.clear()
+        """One search for every lost creation; each is given up SEARCH_FOR_S after it failed."""
+        while self.unanswered:
+            if not self.creating:  # a session made meanwhile is not ours until its reply says so
+                try:
+                    await self.reconcile()
+                except Exception as exc:  # the upstream may still be failing: look again later
+                    log.warning("listing %s sessions failed (%s)", self._label, type(exc).__name__)
+            now = time.time()
+            for attempt in [a for a in self.unanswered if now - a.failed_at > SEARCH_FOR_S]:
+                log.info("no %s session turned up for a creation whose reply was lost", self._label)
+                self.unanswered.remove(attempt)
+            if self.unanswered:
+                await asyncio.sleep(SEARCH_EVERY_S)
 
     async def reconcile(self) -> int:
         """List the upstream's sessions; adopt and stop one per lost creation reply. Returns
@@ -128,8 +139,7 @@ class UpstreamLedger:
                              and s.created_at is not None), key=lambda s: s.created_at or 0.0)
         adopted: list[str] = []
         for attempt in sorted(self.unanswered, key=lambda a: a.sent_at):
-            match = next((s for s in candidates if s.session_id not in adopted
-                          and (s.created_at or 0.0) >= attempt.sent_at - CLOCK_SKEW_S), None)
+            match = next((s for s in candidates if s.session_id not in adopted and attempt.could_have_made(s)), None)
             if match is not None:
                 adopted.append(match.session_id)
                 self.unanswered.remove(attempt)
@@ -143,9 +153,13 @@ class UpstreamLedger:
     async def close_ours(self, live: frozenset[str]) -> int:
         """"Close my open sessions": every session of ours no live session uses (failed stops
         tried now, lost creations looked for). Returns how many were stopped."""
-        await self.reconcile()
-        stopped = 0
-        for session_id in sorted(self.open - live):
+        unused = self.open - live  # now: a session made while the listing runs is not unused
+        try:
+            stopped = await self.reconcile()
+        except Exception as exc:
+            log.warning("listing %s sessions failed (%s)", self._label, type(exc).__name__)
+            stopped = 0
+        for session_id in sorted(unused):
             if await self._try_stop(session_id):
                 self._stopped(session_id)
                 stopped += 1

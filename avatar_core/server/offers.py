@@ -12,10 +12,12 @@ that made the offer.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
+from aiortc import RTCPeerConnection
 from fastapi.responses import JSONResponse
 from fastrtc import WebRTC
 from gradio.components.base import server
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 MAX_SDP_CHARS = 64_000  # a browser's offer for one track is 3-6 KB
 MAX_ID_CHARS = 64  # the page's webrtc_id is 10-12 characters
 MAX_CANDIDATE_CHARS = 1_000  # one ICE candidate line is ~150
+MAX_CANDIDATES = 40  # per peer: a browser sends 2-10 (each makes aiortc check an address)
 
 
 def refused(reason: str) -> JSONResponse:
@@ -40,22 +43,33 @@ def guard_offers(component: WebRTC, may_stream: Callable[[str], bool]) -> None:
     `may_stream(browser)`: whether that browser (Gradio session hash) has a started session."""
     handle_offer = component.handle_offer
     owner_of: dict[str, str] = {}  # webrtc_id -> browser, for this component's live peers
+    candidates: Counter[str] = Counter()  # webrtc_id -> ICE candidates taken
 
     def forget(webrtc_id: str) -> None:
         owner_of.pop(webrtc_id, None)
+        candidates.pop(webrtc_id, None)
 
-    async def drop(webrtc_id: str) -> None:
+    def release(webrtc_id: str) -> RTCPeerConnection | None:
+        """Its slot back now, with no await (a burst of offers must not slip in between);
+        the caller closes the peer returned."""
         pc = component.pcs.get(webrtc_id)
         component.clean_up(webrtc_id)
         forget(webrtc_id)
-        if pc is not None:
-            await pc.close()
+        return pc
+
+    async def close(pcs: list[RTCPeerConnection | None]) -> None:
+        for pc in pcs:
+            if pc is not None:
+                await pc.close()
 
     @server
     async def offer(body: Any, request: gr.Request) -> Any:
         # the component_server route parsed (and Starlette kept) this JSON; the session hash
         # is not passed on to server functions
-        envelope = await request.json()
+        try:
+            envelope = await request.json()
+        except Exception:  # a multipart body: Gradio has read the stream as a form already
+            return refused("invalid_request")
         browser = _text(envelope.get("session_hash") if isinstance(envelope, dict) else None, MAX_ID_CHARS)
         if not isinstance(body, dict) or browser is None:
             return refused("invalid_request")
@@ -70,6 +84,9 @@ def guard_offers(component: WebRTC, may_stream: Callable[[str], bool]) -> None:
                 return refused("unknown_connection")
             if not isinstance(candidate, dict) or not _text(candidate.get("candidate"), MAX_CANDIDATE_CHARS):
                 return refused("invalid_candidate_format")
+            candidates[webrtc_id] += 1
+            if candidates[webrtc_id] > MAX_CANDIDATES:
+                return refused("too_many_candidates")
             return await handle_offer(body, component.set_additional_outputs(webrtc_id))
         if body.get("type") != "offer" or not _text(body.get("sdp"), MAX_SDP_CHARS):
             return refused("invalid_offer")
@@ -77,15 +94,19 @@ def guard_offers(component: WebRTC, may_stream: Callable[[str], bool]) -> None:
             return refused("no_started_session")
         if webrtc_id in owner_of or webrtc_id in component.pcs:
             return refused("connection_already_exists")
-        for older in [w for w, b in owner_of.items() if b == browser]:
-            await drop(older)  # the page connects again (Start after a lost connection)
+        # one peer per browser: a newer offer replaces the older (the page connecting again)
+        older = [release(w) for w, b in list(owner_of.items()) if b == browser]
         owner_of[webrtc_id] = browser
+        await close(older)
         try:
             answer = await handle_offer(body, component.set_additional_outputs(webrtc_id))
-        except Exception as exc:  # an offer aiortc cannot use: its peer and slot go now
+        except Exception as exc:  # an offer aiortc cannot use (or replaced meanwhile): its slot goes now
             log.info("a WebRTC offer was refused: %s", type(exc).__name__)
-            await drop(webrtc_id)
+            await close([release(webrtc_id)])
             return refused("invalid_offer")
+        if owner_of.get(webrtc_id) != browser:  # a newer offer of this browser replaced it meanwhile
+            await close([release(webrtc_id)])
+            return refused("replaced")
         if isinstance(answer, JSONResponse):
             forget(webrtc_id)  # fastrtc refused it (all its slots taken)
         return answer

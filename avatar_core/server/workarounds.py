@@ -143,8 +143,9 @@ def plain_text_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 MAX_ERROR_CHARS = 500  # Gradio quotes a rejected value whole ("Value: ... is not in the list of choices")
-CALL_NOT_RUN = ("This call could not be run ({kind}): check the number and kind of values sent "
-                "(the page's 'Use via API' lists them).")
+CALL_NOT_RUN = ("This call could not be run ({kind}). From the API: check the number and kind of values "
+                "sent (the page's 'Use via API' lists them); otherwise try again, and if it persists, "
+                "tell the operator (the server's log has the details).")
 
 
 def errors_say_what_went_wrong() -> None:

@@ -107,7 +107,7 @@ class Controller:
         browser = self.browser(key)
         with self._reported(browser, "New"):
             avatar_id = inputs.identifier(avatar_id, "The avatar ID")
-            voice_id = inputs.identifier(voice_id, "The voice ID", required=False)
+            voice_id = inputs.identifier(voice_id, "The voice ID")
             size = parse_quality(inputs.choice(quality, "The quality"))
             current = self.sessions.get(browser.session_id)
             if current is not None and current.state is not SessionState.CLOSED:
@@ -136,6 +136,8 @@ class Controller:
         browser = self.browser(key)
         with self._reported(browser, "Start"):
             session = self._open_session(browser, "start")
+            if session.state is SessionState.NEW:  # its load comes now: admitted like a New
+                self.sessions.check_admission()
             await session.start()
             self.sessions.stream_started()
         return session.id

@@ -34,12 +34,9 @@ def message(value: object) -> str:
     return text(value, "The message", MAX_TEXT_CHARS)
 
 
-def identifier(value: object, what: str, required: bool = True) -> str:
-    """An ID; one not `required` may be empty (a provider's default, as HeyGen's voice)."""
-    value = text(value, what, MAX_ID_CHARS).strip()
-    if required and not value:
-        raise InputError(f"{what} is empty; pick or type one.")
-    return value
+def identifier(value: object, what: str) -> str:
+    """An ID; empty is the provider's to judge (HeyGen then uses its default avatar and voice)."""
+    return text(value, what, MAX_ID_CHARS).strip()
 
 
 def choice(value: object, what: str) -> str:

@@ -94,8 +94,7 @@ class SessionManager:
         if len(self._sessions) + self._creating.total() >= self.max_sessions:
             raise UserError(f"The server is busy: all {self.max_sessions} avatar sessions are in use. "
                             "Try again in a few minutes.")
-        if self.admission is not None and (refusal := self.admission.refusal()) is not None:
-            raise UserError(refusal)
+        self.check_admission()
         held = sum(1 for s in self._sessions.values() if s.client == client) + self._creating[client]
         if held >= self.max_per_client:
             raise UserError(f"You already have {held} avatar session(s) open from this address, the most one "
@@ -159,6 +158,11 @@ class SessionManager:
         await self._none_creating.wait()
         await asyncio.gather(*(s.close(reason) for s in list(self._sessions.values())), return_exceptions=True)
         await self._tasks.cancel_all()
+
+    def check_admission(self) -> None:
+        """UserError when the running streams would be slowed by one more (New, and Start)."""
+        if self.admission is not None and (refusal := self.admission.refusal()) is not None:
+            raise UserError(refusal)
 
     def stream_started(self) -> None:
         if self.admission is not None:

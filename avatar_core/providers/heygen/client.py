@@ -10,7 +10,7 @@ from typing import Any, Literal
 import httpx
 
 from ..base import Quality
-from .errors import HeyGenError, RequestTimeoutError, ServerError, classify
+from .errors import HeyGenError, ReplyLostError, RequestTimeoutError, ServerError, classify
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,12 @@ class HeyGenClient:
                        headers: dict[str, str] | None = None) -> Any:
         try:
             reply = await self._http.request(method, path, json=body, headers=headers)
-        except httpx.TimeoutException:
-            raise RequestTimeoutError() from None
-        except httpx.HTTPError as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # the request was never sent
             raise ServerError(f"cannot reach HeyGen ({type(exc).__name__})") from None
+        except httpx.TimeoutException:  # sent: HeyGen may have done it anyway
+            raise RequestTimeoutError() from None
+        except httpx.HTTPError as exc:  # sent, and the connection broke before the reply
+            raise ReplyLostError(f"the connection to HeyGen broke ({type(exc).__name__})") from None
         try:
             payload = reply.json()
         except ValueError:

@@ -47,6 +47,10 @@ class ServerError(HeyGenError):
     user_message = "HeyGen's server had a problem. Try again in a moment."
 
 
+class ReplyLostError(ServerError):
+    """The request was sent and the connection broke before its reply."""
+
+
 class RequestTimeoutError(HeyGenError):
     user_message = "HeyGen did not answer in time. Check the connection and try again."
 

@@ -12,7 +12,7 @@ from ..base import AvatarService, Capabilities, Choices, Quality
 from ..upstream_ledger import Listed, UpstreamLedger
 from .avatar import HeyGenAvatar
 from .client import HeyGenClient
-from .errors import HeyGenError, RequestTimeoutError, ServerError, SessionClosedError, StillCreatingError
+from .errors import HeyGenError, ReplyLostError, RequestTimeoutError, SessionClosedError, StillCreatingError
 
 log = logging.getLogger(__name__)
 CHOICES_TTL_S = 600
@@ -68,8 +68,9 @@ class HeyGenService(AvatarService):
 
     @staticmethod
     def _reply_lost(exc: BaseException) -> bool:
-        """A timeout or a broken connection: HeyGen may have made the session anyway."""
-        return isinstance(exc, RequestTimeoutError) or (isinstance(exc, ServerError) and exc.status is None)
+        """A timeout, a broken connection, a gateway that gave up: HeyGen may have made it."""
+        return isinstance(exc, RequestTimeoutError | ReplyLostError) or (
+            isinstance(exc, HeyGenError) and exc.status in (502, 504))
 
     async def _try_stop(self, session_id: str) -> bool:
         try:
@@ -86,7 +87,7 @@ class HeyGenService(AvatarService):
         for s in await self.client.list_sessions():
             created = s.get("created_at")
             listed.append(Listed(str(s.get("session_id")), float(created) if isinstance(created, int | float) else None,
-                                 started=s.get("status") not in ("new", None)))
+                                 started=s.get("status") != "new"))  # anything else may be live
         return listed
 
     async def close_leftovers(self, keep: frozenset[str], everything: bool = False) -> int:
