@@ -31,12 +31,14 @@ import httpx
 import numpy as np
 
 from bench.memory import rss_mb
+from bench.stream import cpu_seconds
 from tests.support.app_process import AppProcess
 from tests.support.heygen_local_process import API_KEY, LocalHeyGenProcess
 from tests.support.openai_process import OpenAIServerProcess
 from tests.support.webrtc_viewer import Viewer
 from tests.test_hardening import HOSTILE
 
+T0 = time.monotonic()  # reset when the traffic starts
 WARM_UP_MIN = 5  # samples before this are shown but not in the trend
 FAULT_EVERY_S, FAULT_FOR_S = 90.0, 8.0
 FAULTS = ("500", "429", "slow")
@@ -98,7 +100,8 @@ async def visitor(url: str, tally: Tally, stop: asyncio.Event, seed: int) -> Non
             fps = viewer.video.fps(since=began + 2)
             tally.windows_fps.append(fps)
             if fps < 24:
-                tally.errors.append(f"a window at {fps:.1f} fps")
+                tally.errors.append(f"a window at {fps:.1f} fps, {began - T0:.0f}-{time.monotonic() - T0:.0f} s "
+                                    f"into the run (faults every {FAULT_EVERY_S:.0f} s)")
             tally.cycles += 1
             if vanish:
                 tally.vanished += 1
@@ -148,14 +151,22 @@ async def faults(heygen: LocalHeyGenProcess, stop: asyncio.Event) -> None:
 
 
 async def sample(app: AppProcess, heygen: LocalHeyGenProcess, samples: list[tuple], last: asyncio.Event) -> None:
-    """Each minute, and once more when `last` is set."""
+    """Each minute, and once more when `last` is set; CPU as a share of one core over the minute."""
     t0 = time.monotonic()
+    pids = {"app": app.proc.pid, "stand-in": heygen.proc.pid, "bench": os.getpid()}
+    cpu = {name: (cpu_seconds(pid), t0) for name, pid in pids.items()}
     while True:
         rss, threads, fds = proc_counts(app.proc.pid)
         upstream = await asyncio.to_thread(heygen.open_sessions)
-        samples.append(((time.monotonic() - t0) / 60, rss, threads, fds, upstream))
+        now = time.monotonic()
+        shares = {}
+        for name, pid in pids.items():
+            used, since = cpu[name]
+            cpu[name] = (cpu_seconds(pid), now)
+            shares[name] = (cpu[name][0] - used) / max(1e-6, now - since) * 100
+        samples.append(((now - t0) / 60, rss, threads, fds, upstream, shares["app"]))
         print(f"  {samples[-1][0]:5.1f} min: RSS {rss:6.1f} MB, {threads} threads, {fds} fds, "
-              f"{upstream} upstream", flush=True)
+              f"{upstream} upstream; CPU " + ", ".join(f"{k} {v:.0f} %" for k, v in shares.items()), flush=True)
         if last.is_set():
             return
         with contextlib.suppress(TimeoutError):
@@ -173,7 +184,9 @@ def trend(minutes: np.ndarray, values: np.ndarray) -> tuple[float, float]:
 async def soak(minutes: float, sessions: int) -> None:
     heygen = LocalHeyGenProcess("--max-sessions", str(sessions + 2))
     llm = OpenAIServerProcess()
-    app = AppProcess({"AVATAR_PROVIDER": "heygen", "HEYGEN_API_KEY": API_KEY, "HEYGEN_BASE_URL": heygen.url,
+    # the product's admission by frame rate on (test apps turn it off)
+    app = AppProcess({"ADMISSION_MIN_FPS": "24",
+                      "AVATAR_PROVIDER": "heygen", "HEYGEN_API_KEY": API_KEY, "HEYGEN_BASE_URL": heygen.url,
                       "HEYGEN_TIMEOUT_S": "5", "MAX_SESSIONS": str(sessions), "SESSION_IDLE_TIMEOUT_S": "20",
                       "OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": "soak"}).wait_ready()
     llm.script(chunks=["Sure. ", "Here is a short answer, said sentence by sentence. ", "That is all."])
@@ -182,6 +195,8 @@ async def soak(minutes: float, sessions: int) -> None:
         sampler = asyncio.create_task(sample(app, heygen, samples, settled))
         workers = [asyncio.create_task(visitor(app.url, tally, stop, seed)) for seed in range(sessions)]
         workers += [asyncio.create_task(hostile(app.url, tally, stop)), asyncio.create_task(faults(heygen, stop))]
+        global T0
+        T0 = time.monotonic()
         await asyncio.sleep(minutes * 60)
         stop.set()
         await asyncio.gather(*workers, return_exceptions=True)
@@ -198,7 +213,7 @@ async def soak(minutes: float, sessions: int) -> None:
 
 
 def report(minutes: float, sessions: int, tally: Tally, samples: list[tuple], left_upstream: int) -> None:
-    data = np.array(samples[:-1], dtype=float)  # the last sample is after everything closed
+    data = np.array([row for row in samples[:-1] if row[0] <= minutes], dtype=float)  # while traffic ran
     after = data[data[:, 0] >= WARM_UP_MIN]
     closed = samples[-1]
     print(f"\nSoak: {minutes:.0f} min, {sessions} sessions at the cap (HeyGen stand-in), {tally.cycles} "
@@ -207,7 +222,7 @@ def report(minutes: float, sessions: int, tally: Tally, samples: list[tuple], le
     print(f"\n| measure | at {WARM_UP_MIN} min | at the end | trend after {WARM_UP_MIN} min (per hour) | "
           "spread around it | all closed |")
     print("|---|---|---|---|---|---|")
-    for column, name, unit in ((1, "app RSS", "MB"), (2, "threads", ""), (3, "open fds", "")):
+    for column, name, unit in ((1, "app RSS", "MB"), (2, "threads", ""), (3, "open fds", ""), (5, "app CPU", "%")):
         slope, spread = trend(after[:, 0], after[:, column]) if len(after) else (float("nan"),) * 2
         start = after[0, column] if len(after) else float("nan")
         print(f"| {name} | {start:.0f} {unit} | {data[-1, column]:.0f} {unit} | {slope:+.1f} {unit} | "
