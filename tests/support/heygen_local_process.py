@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import sys
 
-import httpx
-
-from tests.support.app_process import ServerProcess
+from tests.support.standin_process import StandInProcess
 
 API_KEY = "test-key-not-secret"
 # The "drop-media" fault stops the media this long after the first frame is sent
@@ -16,7 +14,7 @@ API_KEY = "test-key-not-secret"
 DROP_MEDIA_AFTER_S = 4.0
 
 
-class LocalHeyGenProcess(ServerProcess):
+class LocalHeyGenProcess(StandInProcess):
     name = "heygen"
     description = "local HeyGen server"
 
@@ -29,24 +27,3 @@ class LocalHeyGenProcess(ServerProcess):
     def command(self, port: int) -> list[str]:
         return [sys.executable, "-m", "avatar_core.standins.heygen.server", "--port", str(port),
                 "--api-key", API_KEY, "--drop-media-after", str(self.drop_media_after_s), *self._args]
-
-    def listening(self, output: str) -> bool:
-        return self.says_listening(output, "Uvicorn running on http://127.0.0.1:")
-
-    def answers(self) -> bool:
-        try:
-            httpx.get(self.url + "/_local/stats", timeout=1)
-            return True
-        except httpx.HTTPError:
-            return False
-
-    def open_sessions(self) -> int:
-        return httpx.get(self.url + "/_local/stats", timeout=5).json()["open_sessions"]
-
-    def set_fault(self, fault: str | None, slow_s: float | None = None) -> None:
-        """The fault for every later request; slow_s changes the slow fault's delay (--slow-delay)."""
-        body = {"fault": fault} if slow_s is None else {"fault": fault, "slow_s": slow_s}
-        httpx.post(self.url + "/_local/fault", json=body, timeout=5).raise_for_status()
-
-    def stop(self, timeout: float = 15) -> int:
-        return super().stop(timeout)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import numpy as np
+
 from ...errors import SpeechQueueFullError, UserError
 from ...events import EventSink, UpstreamMessage
 from ...media.audio_buffer import AudioBuffer
@@ -59,6 +61,14 @@ class LocalAvatar(Avatar):
         self._texts.put_nowait(text)
         if self._worker is None or self._worker.done():
             self._worker = self._tasks.spawn(self._synthesize_queued(), "synthesis")
+
+    def play(self, audio: np.ndarray) -> bool:
+        """Speak audio made elsewhere (24 kHz mono float), the mouth following it; False
+        (and nothing queued) when MAX_QUEUED_SPEECH_S is waiting already."""
+        if self._closed or self._speech_queued_s >= MAX_QUEUED_SPEECH_S:
+            return False
+        self._speech.push(audio)
+        return True
 
     async def _synthesize_queued(self) -> None:
         while not self._texts.empty():

@@ -24,7 +24,7 @@ VIDEO_CLOCK = 90_000
 AUDIO_FRAME_SAMPLES = AUDIO_RATE // 50  # 20 ms
 
 
-class _AvatarClock:
+class AvatarClock:
     """The avatar's ticks, driven by the audio track (40 ms of audio per tick), so its
     audio never queues behind its video; the video track sends the newest frame and
     only advances the clock itself when audio is not being pulled."""
@@ -87,7 +87,7 @@ class _Paced(MediaStreamTrack):
 class AvatarVideoTrack(_Paced):
     kind = "video"
 
-    def __init__(self, clock: _AvatarClock, stop_after_s: float | None) -> None:
+    def __init__(self, clock: AvatarClock, stop_after_s: float | None) -> None:
         super().__init__(1 / FPS, stop_after_s)
         self._clock = clock
 
@@ -101,7 +101,7 @@ class AvatarVideoTrack(_Paced):
 class AvatarAudioTrack(_Paced):
     kind = "audio"
 
-    def __init__(self, clock: _AvatarClock, stop_after_s: float | None) -> None:
+    def __init__(self, clock: AvatarClock, stop_after_s: float | None) -> None:
         super().__init__(AUDIO_FRAME_SAMPLES / AUDIO_RATE, stop_after_s)
         self._clock = clock
 
@@ -124,7 +124,7 @@ class AvatarPeer:
         self._break_ice = break_ice
         self._task_id: str | None = None
         self._task_started = 0.0
-        self._clock = _AvatarClock(avatar, self._on_speaking)
+        self._clock = AvatarClock(avatar, self._on_speaking)
         self.pc.addTrack(AvatarVideoTrack(self._clock, drop_media_after_s))
         self.pc.addTrack(AvatarAudioTrack(self._clock, drop_media_after_s))
         self.channel = self.pc.createDataChannel("heygen")

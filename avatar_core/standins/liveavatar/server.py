@@ -6,6 +6,8 @@ REST as LiveAvatar documents it (../shared/reference/liveavatar-api.md): session
 (X-API-KEY) -> start (Bearer session token) -> stop / keep-alive; the key's sessions;
 public and own avatars, voices; the {"code": 100, "data": ...} envelope, its errors and
 limits (concurrency, a 5-minute idle timeout reset by keep-alive, a duration limit).
+Start opens a room on this same server that the `livekit` SDK joins (room.py), with the
+offline avatar on green as its participant, behaving as LiveAvatar's agent (agent.py).
 Faults for every request with --fault or POST /_local/fault: 500, 401, 402, 429, slow.
 `GET /_local/stats` counts open sessions so tests can prove nothing leaks.
 """
@@ -20,7 +22,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -30,6 +32,8 @@ from starlette.routing import Route
 
 from ...providers.local.face import LOOKS
 from ...providers.local.speech import default_catalog
+from .agent import Rooms
+from .session import LocalSession
 
 FAULTS = ("500", "401", "402", "429", "slow")
 MODES = ("FULL", "LITE")
@@ -46,24 +50,6 @@ class LocalConfig:
     slow_s: float = 3.0
 
 
-@dataclass
-class LocalSession:
-    session_id: str
-    token: str
-    mode: str
-    avatar_id: str
-    voice_id: str
-    sandbox: bool
-    created_at: float = field(default_factory=time.time)  # what clients see: seconds since the epoch
-    created: float = field(default_factory=time.monotonic)
-    last_activity: float = field(default_factory=time.monotonic)
-    started: bool = False
-
-    @property
-    def status(self) -> str:
-        return "active" if self.started else "new"
-
-
 class ApiError(Exception):
     def __init__(self, status: int, message: str, code: int | None = None) -> None:
         super().__init__(message)
@@ -74,26 +60,15 @@ def _ok(data: Any = None, status: int = 200) -> JSONResponse:
     return JSONResponse({"code": 100, "message": "success", "data": data}, status_code=status)
 
 
-Handler = Callable[[dict[str, Any], "LocalSession | None", str | None], Awaitable[JSONResponse]]
-# the room side (LiveKit signalling and media) is attached by whoever runs the server
-OpenRoom = Callable[[LocalSession], Awaitable[dict[str, Any]]]
-CloseRoom = Callable[[LocalSession], Awaitable[None]]
-
-
-async def _no_room(session: LocalSession) -> dict[str, Any]:
-    return {"livekit_url": "ws://127.0.0.1:9/", "livekit_client_token": "no-room"}
-
-
-async def _nothing(session: LocalSession) -> None:
-    return None
-
+Handler = Callable[[dict[str, Any], LocalSession | None, str | None], Awaitable[JSONResponse]]
 
 class LocalLiveAvatar:
-    def __init__(self, config: LocalConfig, open_room: OpenRoom = _no_room, close_room: CloseRoom = _nothing) -> None:
+    def __init__(self, config: LocalConfig, public_url: str) -> None:
+        """`public_url`: this server's address as clients reach it (http://host:port)."""
         self.config = config
         self.sessions: dict[str, LocalSession] = {}
         self.created_total = 0
-        self._open_room, self._close_room = open_room, close_room
+        self.rooms = Rooms(public_url.replace("http", "ws", 1), self._touch)
         self._reaper: asyncio.Task[None] | None = None
         routes = [
             Route("/v1/sessions/token", self.token, methods=["POST"]),
@@ -106,6 +81,7 @@ class LocalLiveAvatar:
             Route("/v1/voices", self.voices, methods=["GET"]),
             Route("/_local/stats", self.stats, methods=["GET"]),
             Route("/_local/fault", self.set_fault, methods=["POST"]),
+            *self.rooms.routes(),
         ]
         self.app = Starlette(routes=routes, lifespan=self._lifespan)
 
@@ -201,7 +177,7 @@ class LocalLiveAvatar:
             session = self._session(body, by_token)
             if session.started:
                 raise ApiError(400, "Session already started")
-            room = await self._open_room(session)
+            room = await self.rooms.open(session)
             session.started = True
             return _ok({"session_id": session.session_id, **room,
                         "max_session_duration": self.config.duration_limit_s}, status=201)
@@ -280,10 +256,17 @@ class LocalLiveAvatar:
         return JSONResponse({"fault": fault, "slow_s": self.config.slow_s})
 
     # --- lifecycle -----------------------------------------------------------------------
+    def _touch(self, session_id: str) -> bool:
+        """Activity in the room counts as keep-alive (LiveAvatar's agent sees it)."""
+        session = self.sessions.get(session_id)
+        if session is not None:
+            session.last_activity = time.monotonic()
+        return session is not None
+
     async def _close(self, session_id: str) -> None:
         session = self.sessions.pop(session_id, None)
         if session is not None and session.started:
-            await self._close_room(session)
+            await self.rooms.close(session)
 
     async def _reap_forever(self) -> None:
         while True:
@@ -309,7 +292,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = LocalConfig(api_key=args.api_key, max_sessions=args.max_sessions, idle_timeout_s=args.idle_timeout,
                          duration_limit_s=args.duration_limit, fault=args.fault)
-    uvicorn.run(LocalLiveAvatar(config).app, host=args.host, port=args.port, log_level="info")
+    server = LocalLiveAvatar(config, f"http://{args.host}:{args.port}")
+    uvicorn.run(server.app, host=args.host, port=args.port, log_level="info")
 
 
 if __name__ == "__main__":
