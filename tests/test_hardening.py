@@ -308,6 +308,22 @@ def test_synthesis_waits_while_30_s_of_speech_wait_and_speak_refuses_more():
     asyncio.run(body())
 
 
+def test_audio_played_from_elsewhere_is_bounded_by_duration_too():
+    """LITE (our voice to a relayed face) and the LiveAvatar stand-in push audio straight in."""
+    async def body() -> None:
+        avatar = LocalAvatar("ava", LongVoice(), "low", Recorder())
+        try:
+            second = np.full(AUDIO_RATE, 0.1, np.float32)
+            accepted = sum(avatar.play(second) for _ in range(40))
+            assert accepted == MAX_QUEUED_SPEECH_S  # 30 one-second pieces, then refused
+            assert avatar.tick(0).speaking and avatar.tick(1).audio.max() > 0.05
+        finally:
+            await avatar.close()
+        assert not avatar.play(second)  # closed
+
+    asyncio.run(body())
+
+
 class Recorder:
     def __init__(self) -> None:
         self.events: list[object] = []
