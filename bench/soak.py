@@ -8,6 +8,8 @@ long time, against the HeyGen stand-in (upstream sessions and faults) and the LL
   offers, over and over.
 - Upstream faults: every 90 s the stand-in answers every request with 500, 429 or late
   (past HEYGEN_TIMEOUT_S) for 8 s.
+- Every 5 minutes the visitors finish their window and Close, and once no session is open
+  anywhere the app's RSS is read: a floor that the number of live sessions does not blur.
 Each minute: the app's RSS, threads and open file descriptors, and the sessions open at the
 stand-in. At the end: the trend of each after the warm-up (least squares, per hour, with the
 spread of the samples around it), every legitimate streaming window's frame rate, sessions
@@ -42,6 +44,7 @@ T0 = time.monotonic()  # reset when the traffic starts
 WARM_UP_MIN = 5  # samples before this are shown but not in the trend
 FAULT_EVERY_S, FAULT_FOR_S = 90.0, 8.0
 FAULTS = ("500", "429", "slow")
+FLOOR_EVERY_S, FLOOR_SETTLE_S = 300.0, 10.0
 SAY = ["Hello there, this is a soak test.", "The quick brown fox jumps over the lazy dog. Twice, in fact.",
        "Numbers: one, two, three, four, five."]
 
@@ -68,9 +71,11 @@ def check_body(tally: Tally, text: str) -> None:
         tally.tracebacks.append(text[:300])
 
 
-async def visitor(url: str, tally: Tally, stop: asyncio.Event, seed: int) -> None:
+async def visitor(url: str, tally: Tally, stop: asyncio.Event, traffic: asyncio.Event, seed: int) -> None:
+    """`traffic` cleared: finish this window, Close, and wait (the floor is being measured)."""
     rng = random.Random(seed)
     while not stop.is_set():
+        await traffic.wait()
         viewer = Viewer(url, analyse_video=False)
         vanish = rng.random() < 0.25
         try:
@@ -84,7 +89,7 @@ async def visitor(url: str, tally: Tally, stop: asyncio.Event, seed: int) -> Non
                 continue
             began = time.monotonic()
             until = began + rng.uniform(40, 80)
-            while time.monotonic() < until and not stop.is_set():
+            while time.monotonic() < until and not stop.is_set() and traffic.is_set():
                 action = rng.choice(["repeat", "repeat", "talk", "interrupt"])
                 try:
                     if action == "talk":
@@ -98,12 +103,13 @@ async def visitor(url: str, tally: Tally, stop: asyncio.Event, seed: int) -> Non
                     check_body(tally, str(exc))
                 await asyncio.sleep(rng.uniform(2, 6))
             fps = viewer.video.fps(since=began + 2)
-            tally.windows_fps.append(fps)
-            if fps < 24:
+            if time.monotonic() - began >= 10:  # a window cut short by a floor reading is too short to judge
+                tally.windows_fps.append(fps)
+            if fps < 24 and time.monotonic() - began >= 10:
                 tally.errors.append(f"a window at {fps:.1f} fps, {began - T0:.0f}-{time.monotonic() - T0:.0f} s "
                                     f"into the run (faults every {FAULT_EVERY_S:.0f} s)")
             tally.cycles += 1
-            if vanish:
+            if vanish and traffic.is_set():
                 tally.vanished += 1
             else:
                 try:
@@ -133,6 +139,25 @@ async def hostile(url: str, tally: Tally, stop: asyncio.Event) -> None:
                 check_body(tally, reply.text)
                 tally.hostile_calls += 2
                 await asyncio.sleep(0.5)
+
+
+async def floors(app: AppProcess, heygen: LocalHeyGenProcess, traffic: asyncio.Event, stop: asyncio.Event,
+                 found: list[tuple[float, float]]) -> None:
+    """Every FLOOR_EVERY_S: traffic pauses until no session is open anywhere, then the app's
+    RSS is read (memory is released 5 s after sessions close): a floor free of the noise
+    of how many sessions happen to be live."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), FLOOR_EVERY_S)
+            return
+        traffic.clear()
+        deadline = time.monotonic() + 120
+        while await asyncio.to_thread(heygen.open_sessions) and time.monotonic() < deadline:
+            await asyncio.sleep(1)
+        await asyncio.sleep(FLOOR_SETTLE_S)
+        found.append(((time.monotonic() - T0) / 60, rss_mb(app.proc.pid)))
+        print(f"  floor at {found[-1][0]:5.1f} min: RSS {found[-1][1]:6.1f} MB with no session open", flush=True)
+        traffic.set()
 
 
 async def faults(heygen: LocalHeyGenProcess, stop: asyncio.Event) -> None:
@@ -190,29 +215,35 @@ async def soak(minutes: float, sessions: int) -> None:
                       "HEYGEN_TIMEOUT_S": "5", "MAX_SESSIONS": str(sessions), "SESSION_IDLE_TIMEOUT_S": "20",
                       "OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": "soak"}).wait_ready()
     llm.script(chunks=["Sure. ", "Here is a short answer, said sentence by sentence. ", "That is all."])
-    tally, samples, stop, settled = Tally(), [], asyncio.Event(), asyncio.Event()
+    tally, samples, stop, settled, traffic = Tally(), [], asyncio.Event(), asyncio.Event(), asyncio.Event()
+    floor: list[tuple[float, float]] = []
+    traffic.set()
     try:
         sampler = asyncio.create_task(sample(app, heygen, samples, settled))
-        workers = [asyncio.create_task(visitor(app.url, tally, stop, seed)) for seed in range(sessions)]
-        workers += [asyncio.create_task(hostile(app.url, tally, stop)), asyncio.create_task(faults(heygen, stop))]
+        workers = [asyncio.create_task(visitor(app.url, tally, stop, traffic, seed)) for seed in range(sessions)]
+        workers += [asyncio.create_task(hostile(app.url, tally, stop)), asyncio.create_task(faults(heygen, stop)),
+                    asyncio.create_task(floors(app, heygen, traffic, stop, floor))]
         global T0
         T0 = time.monotonic()
         await asyncio.sleep(minutes * 60)
         stop.set()
+        traffic.set()  # no visitor waits for a floor reading any more
         await asyncio.gather(*workers, return_exceptions=True)
         await asyncio.to_thread(heygen.set_fault, None)
         await asyncio.sleep(45)  # vanished sessions reach their idle timeout; failed stops retry
         settled.set()
         await sampler  # its last sample: everything closed
+        floor.append(((time.monotonic() - T0) / 60, samples[-1][1]))
         left_upstream = await asyncio.to_thread(heygen.open_sessions)
     finally:
         app.stop()
         llm.stop()
         heygen.stop()
-    report(minutes, sessions, tally, samples, left_upstream)
+    report(minutes, sessions, tally, samples, left_upstream, floor)
 
 
-def report(minutes: float, sessions: int, tally: Tally, samples: list[tuple], left_upstream: int) -> None:
+def report(minutes: float, sessions: int, tally: Tally, samples: list[tuple], left_upstream: int,
+           floor: list[tuple[float, float]]) -> None:
     data = np.array([row for row in samples[:-1] if row[0] <= minutes], dtype=float)  # while traffic ran
     after = data[data[:, 0] >= WARM_UP_MIN]
     closed = samples[-1]
@@ -232,6 +263,11 @@ def report(minutes: float, sessions: int, tally: Tally, samples: list[tuple], le
           f"median {np.median(fps):.1f} | {len(tally.windows_fps)} windows | |")
     print(f"| upstream sessions open | max {int(data[:, 4].max())} during | | | | {left_upstream} |")
     print(f"| replies with a traceback | {len(tally.tracebacks)} | | | | |")
+    lows = np.array(floor) if floor else np.zeros((0, 2))
+    kept = lows[lows[:, 0] >= WARM_UP_MIN] if len(lows) else lows
+    slope, spread = trend(kept[:, 0], kept[:, 1]) if len(kept) else (float("nan"),) * 2
+    print("| app RSS with no session open (floor) | " + ", ".join(f"{m:.0f} min: {r:.0f} MB" for m, r in lows)
+          + f" | trend after {WARM_UP_MIN} min {slope:+.1f} MB per hour, spread {spread:.1f} MB | | | |")
     for line in (tally.errors + tally.tracebacks)[:10]:
         print("  !", line)
 
