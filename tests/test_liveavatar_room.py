@@ -78,6 +78,14 @@ async def joined(server, mode: str) -> tuple[LiveAvatarClient, rtc.Room, Receive
     return client, room, received, started
 
 
+async def leave(client: LiveAvatarClient, room: rtc.Room, received: Received, started) -> None:
+    await room.disconnect()
+    for task in received.tasks:
+        task.cancel()
+    await client.stop(started.session_id)
+    await client.aclose()
+
+
 def test_full_mode_joins_receives_the_avatar_and_speaks_on_command(server):
     async def body() -> None:
         client, room, received, started = await joined(server, "FULL")
@@ -99,11 +107,7 @@ def test_full_mode_joins_receives_the_avatar_and_speaks_on_command(server):
             assert all(e["session_id"] == started.session_id for e in received.events)
             assert received.loudest(said) > max(0.02, 5 * quiet)  # it was heard
         finally:
-            await room.disconnect()
-            for task in received.tasks:
-                task.cancel()
-            await client.stop(started.session_id)
-            await client.aclose()
+            await leave(client, room, received, started)
         assert server.open_sessions() == 0
 
     asyncio.run(body())
@@ -127,10 +131,7 @@ def test_lite_mode_speaks_the_audio_sent_over_its_websocket(server):
             assert [r["type"] for r in replies] == ["agent.speak_started", "agent.speak_ended"]
             assert received.loudest(sent) > max(0.1, 5 * quiet)  # our tone, through the room
         finally:
-            await room.disconnect()
-            for task in received.tasks:
-                task.cancel()
-            await client.stop(started.session_id)
-            await client.aclose()
+            await leave(client, room, received, started)
+        assert server.open_sessions() == 0
 
     asyncio.run(body())

@@ -160,9 +160,12 @@ class UpstreamLedger:
             log.warning("listing %s sessions failed (%s)", self._label, type(exc).__name__)
             stopped = 0
         for session_id in sorted(unused):
-            if await self._try_stop(session_id):
-                self._stopped(session_id)
-                stopped += 1
+            if session_id in self.unstopped:  # being retried: one try now, its retries go on if it fails
+                if await self._try_stop(session_id):
+                    self._stopped(session_id)
+            else:
+                await self.stop(session_id)  # failing now, it is retried like any other stop
+            stopped += session_id not in self.open
         return stopped
 
     async def close(self) -> None:

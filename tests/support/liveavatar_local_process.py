@@ -21,3 +21,4 @@ class LocalLiveAvatarProcess(StandInProcess):
     def command(self, port: int) -> list[str]:
         return [sys.executable, "-m", "avatar_core.standins.liveavatar.server", "--port", str(port),
                 "--api-key", API_KEY, *self._args]
+

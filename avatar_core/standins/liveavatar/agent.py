@@ -128,13 +128,8 @@ class Rooms:
 
     # --- FULL: the agent steered by data ---------------------------------------------------
     def _data(self, room: Room, topic: str, payload: bytes) -> None:
-        if topic != "agent-control" or room.session.mode != "FULL":
-            return
-        try:
-            event = json.loads(payload)
-        except ValueError:
-            return
-        if not isinstance(event, dict):
+        event = _json_object(payload)
+        if topic != "agent-control" or room.session.mode != "FULL" or event is None:
             return
         kind = event.get("event_type")
         text = str(event.get("text") or "").strip()[:MAX_TEXT_CHARS]
@@ -181,11 +176,8 @@ class Rooms:
                 room.lite = None
 
     async def _lite_message(self, room: Room, raw: str) -> None:
-        try:
-            message = json.loads(raw)
-        except ValueError:
-            return
-        if not isinstance(message, dict):
+        message = _json_object(raw)
+        if message is None:
             return
         kind = message.get("type")
         self._touch(room.session.session_id)
@@ -206,6 +198,15 @@ class Rooms:
         if room.lite is not None:
             with contextlib.suppress(Exception):
                 await room.lite.send_json(message)
+
+
+def _json_object(raw: str | bytes) -> dict[str, Any] | None:
+    """A client's JSON message, or None for anything else (ignored, as LiveAvatar does)."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 assert AUDIO_RATE == 24_000  # LITE's audio format is our voices' own: no resampling
