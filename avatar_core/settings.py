@@ -21,9 +21,8 @@ class SettingsError(Exception):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    avatar_provider: Literal["local", "heygen"] = Field(
-        "local", description="Which avatar to stream: `local` (built-in, offline) or `heygen`."
-    )
+    avatar_provider: Literal["local", "liveavatar", "heygen"] = Field(
+        "local", description="Which avatar to stream: `local` (built-in, offline), `liveavatar` or `heygen` (v1).")
     heygen_api_key: SecretStr | None = Field(None, description="HeyGen API key (server side only).")
     heygen_base_url: str = Field("https://api.heygen.com", pattern=r"^https?://\S+$",
                                  description="HeyGen API address (a local stand-in for tests).")
@@ -32,6 +31,17 @@ class Settings(BaseSettings):
                                        description="Seconds between keep-alives for an open HeyGen session.")
     heygen_connect_timeout_s: float = Field(15.0, gt=0, le=120,
                                             description="Seconds to wait for HeyGen's media to connect.")
+    liveavatar_api_key: SecretStr | None = Field(None, description="LiveAvatar API key (server side only).")
+    liveavatar_base_url: str = Field("https://api.liveavatar.com", pattern=r"^https?://\S+$",
+                                     description="LiveAvatar API address (a local stand-in for tests).")
+    liveavatar_mode: Literal["full", "lite"] = Field(
+        "full", description="`full`: LiveAvatar's voice and LLM; `lite`: our voices, LiveAvatar's face.")
+    liveavatar_sandbox: bool = Field(False, description="Sandbox sessions (no credits spent).")
+    liveavatar_timeout_s: float = Field(15.0, gt=0, le=120, description="Seconds to wait for a LiveAvatar reply.")
+    liveavatar_keep_alive_s: float = Field(
+        60.0, gt=0, le=280, description="Seconds between keep-alives (LiveAvatar closes after 5 idle minutes).")
+    liveavatar_connect_timeout_s: float = Field(
+        20.0, gt=0, le=120, description="Seconds to wait for LiveAvatar's LiveKit room to be joined.")
     operator_token: SecretStr | None = Field(
         None, min_length=16, max_length=200,
         description="Lets whoever gives it close every upstream session under the key.")
@@ -87,9 +97,10 @@ class Settings(BaseSettings):
         return [v.get_secret_value() for v in values if isinstance(v, SecretStr) and v.get_secret_value()]
 
     @model_validator(mode="after")
-    def _heygen_needs_a_key(self) -> Settings:
-        if self.avatar_provider == "heygen" and not (self.heygen_api_key and self.heygen_api_key.get_secret_value()):
-            raise ValueError("HEYGEN_API_KEY must be set when AVATAR_PROVIDER=heygen")
+    def _upstream_providers_need_a_key(self) -> Settings:
+        for provider, key in (("heygen", self.heygen_api_key), ("liveavatar", self.liveavatar_api_key)):
+            if self.avatar_provider == provider and not _is_set(key):
+                raise ValueError(f"{provider.upper()}_API_KEY must be set when AVATAR_PROVIDER={provider}")
         return self
 
     @model_validator(mode="after")

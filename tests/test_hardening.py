@@ -16,9 +16,10 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from fastrtc import WebRTC
 
 from app import build_app
-from avatar_core.errors import SpeechQueueFullError, UserError
+from avatar_core.errors import SpeechQueueFullError, UpstreamError, UserError
 from avatar_core.media.clock import ClockStats
 from avatar_core.media.format import AUDIO_RATE
+from avatar_core.providers.heygen.errors import BadKeyError, RequestTimeoutError
 from avatar_core.providers.local.avatar import MAX_QUEUED_SPEECH_S, LocalAvatar
 from avatar_core.providers.local.service import LocalService
 from avatar_core.providers.upstream_ledger import Listed, UpstreamLedger
@@ -479,22 +480,28 @@ def test_the_ledger_adopts_one_unstarted_session_per_lost_reply_and_nothing_else
         stopped: list[str] = []
         upstream: list[Listed] = []
 
-        async def try_stop(session_id: str) -> bool:
+        async def stop(session_id: str) -> None:
             stopped.append(session_id)
-            return True
 
         async def list_sessions() -> list[Listed]:
             return list(upstream)
 
-        ledger = UpstreamLedger("Test", try_stop, list_sessions)
+        ledger = UpstreamLedger("Test", stop, list_sessions)
         now = time.time()
-        with pytest.raises(TimeoutError):
-            async with ledger.creation(reply_lost=lambda exc: isinstance(exc, TimeoutError)):
-                raise TimeoutError  # the request was sent; its reply never came
-        with pytest.raises(ValueError):
-            async with ledger.creation(reply_lost=lambda exc: isinstance(exc, TimeoutError)):
-                raise ValueError  # a refusal: nothing was made
-        async with ledger.creation(reply_lost=lambda exc: True) as record:
+        with pytest.raises(RequestTimeoutError):
+            async with ledger.creation():
+                raise RequestTimeoutError()  # the request was sent; its reply never came
+        for refusal in (BadKeyError("", 401), UpstreamError("", 400), ValueError()):  # nothing was made
+            with pytest.raises(type(refusal)):
+                async with ledger.creation():
+                    raise refusal
+        assert len(ledger.unanswered) == 1
+        with pytest.raises(UpstreamError):
+            async with ledger.creation():
+                raise UpstreamError("bad gateway", 502)  # a gateway gave up: it may have been made
+        assert len(ledger.unanswered) == 2
+        ledger.unanswered.pop()
+        async with ledger.creation() as record:
             record("ours-live")
         assert len(ledger.unanswered) == 1
         upstream[:] = [Listed("older", now - 60, False),  # made before the request: someone else's

@@ -1,6 +1,6 @@
 """Every upstream session this process asked for, until the upstream confirms it stopped.
 
-For providers whose sessions live at a paid service (HeyGen; LiveAvatar next): a session
+For providers whose sessions live at a paid service (HeyGen, LiveAvatar): a session
 left open there counts against the account's concurrency limit until its idle timeout.
 - A stop that fails is retried in the background with backoff until the upstream confirms
   or says the session is gone.
@@ -23,7 +23,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
+from ..errors import AvatarError, UpstreamError, UserError
 from ..tasks import TaskOwner
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,15 @@ class Listed:
     created_at: float | None  # seconds since the epoch, by the upstream's clock
     started: bool  # a client connected to it (never true for one whose creation reply was lost)
 
+    @classmethod
+    def from_reply(cls, listed: dict[str, Any], not_started: frozenset[str]) -> Listed:
+        """One entry of the upstream's session list, read loosely; a status outside
+        `not_started` (an unknown one too) counts as started: maybe someone's live stream."""
+        created = listed.get("created_at")
+        return cls(str(listed.get("session_id") or listed.get("id")),
+                   float(created) if isinstance(created, int | float) else None,
+                   started=str(listed.get("status") or "").lower() not in not_started)
+
 
 @dataclass(frozen=True)
 class Unanswered:
@@ -53,14 +64,18 @@ class Unanswered:
         return created is not None and self.sent_at - CLOCK_SKEW_S <= created <= self.failed_at + CLOCK_SKEW_S
 
 
-TryStop = Callable[[str], Awaitable[bool]]  # True: stopped, or the upstream says it is gone
+Stop = Callable[[str], Awaitable[None]]  # raises an AvatarError (session_is_gone: it is gone)
 ListSessions = Callable[[], Awaitable[list[Listed]]]
 
 
+class StillCreatingError(UserError):
+    pass
+
+
 class UpstreamLedger:
-    def __init__(self, label: str, try_stop: TryStop, list_sessions: ListSessions) -> None:
+    def __init__(self, label: str, stop: Stop, list_sessions: ListSessions) -> None:
         self._label = label
-        self._try_stop = try_stop
+        self._stop = stop
         self._list_sessions = list_sessions
         self.open: set[str] = set()  # asked for and not confirmed stopped (live, or being stopped)
         self.unstopped: set[str] = set()  # stops that failed: being retried
@@ -72,16 +87,17 @@ class UpstreamLedger:
         self._search: asyncio.Task[None] | None = None
 
     @asynccontextmanager
-    async def creation(self, reply_lost: Callable[[BaseException], bool]) -> AsyncIterator[Callable[[str], None]]:
+    async def creation(self) -> AsyncIterator[Callable[[str], None]]:
         """Around one creation request; call the yielded function with the new session's id.
-        `reply_lost(exc)`: whether that failure means the upstream may have made it anyway."""
+        A failure after which the upstream may have made it anyway (an UpstreamError that
+        `may_have_been_done`, a cancelled request) starts the search for it."""
         sent_at = time.time()
         self.creating += 1
         self._none_creating.clear()
         try:
             yield self.open.add
         except BaseException as exc:  # a cancelled request may have been sent too
-            if isinstance(exc, asyncio.CancelledError) or reply_lost(exc):
+            if isinstance(exc, asyncio.CancelledError) or (isinstance(exc, UpstreamError) and exc.may_have_been_done):
                 self.unanswered.append(Unanswered(sent_at, time.time()))
                 if self._search is None or self._search.done():
                     self._search = self._tasks.spawn(self._look_for_unanswered(), f"{self._label}-unanswered")
@@ -109,6 +125,17 @@ class UpstreamLedger:
                 log.info("%s session %s stopped on a later try", self._label, session_id[:8])
                 return
             delay = min(2 * delay, STOP_RETRY_MAX_S)
+
+    async def _try_stop(self, session_id: str) -> bool:
+        """True: stopped, or the upstream says it is gone already (what we wanted)."""
+        try:
+            await self._stop(session_id)
+        except AvatarError as exc:
+            if exc.session_is_gone:
+                return True
+            log.warning("stopping %s session %s failed (%s)", self._label, session_id[:8], type(exc).__name__)
+            return False
+        return True
 
     def _stopped(self, session_id: str) -> None:
         self.open.discard(session_id)
@@ -149,6 +176,20 @@ class UpstreamLedger:
             self.open.add(session_id)
             await self.stop(session_id)
         return len(adopted)
+
+    async def close_leftovers(self, live: frozenset[str], everything: bool = False) -> int:
+        """The page's clean-up: `close_ours`, or with `everything` (an operator's call) every
+        session listed under the key but the `live` ones here."""
+        if self.creating:  # its session is not in `live` yet
+            raise StillCreatingError(f"A {self._label} session is being created right now; try again in a moment.")
+        if not everything:
+            return await self.close_ours(live)
+        stopped = 0
+        for session in await self._list_sessions():
+            if session.session_id not in live and await self._try_stop(session.session_id):
+                self._stopped(session.session_id)
+                stopped += 1
+        return stopped
 
     async def close_ours(self, live: frozenset[str]) -> int:
         """"Close my open sessions": every session of ours no live session uses (failed stops

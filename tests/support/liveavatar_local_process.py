@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+import httpx
+
 from tests.support.standin_process import StandInProcess
 
 API_KEY = "liveavatar-test-key-not-secret"
@@ -22,3 +24,13 @@ class LocalLiveAvatarProcess(StandInProcess):
         return [sys.executable, "-m", "avatar_core.standins.liveavatar.server", "--port", str(port),
                 "--api-key", API_KEY, *self._args]
 
+
+    def drop(self, what: str) -> int:
+        """Cut every open room's connections ("room") or LITE's sockets ("socket")."""
+        reply = httpx.post(self.url + "/_local/drop", json={"what": what}, timeout=5)
+        reply.raise_for_status()
+        return reply.json()["dropped"]
+
+    def issued_secrets(self) -> list[str]:
+        """The session and socket tokens the stand-in handed out (recent ones)."""
+        return httpx.get(self.url + "/_local/stats", timeout=5).json()["issued_secrets"]

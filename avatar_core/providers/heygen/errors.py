@@ -7,18 +7,11 @@ No message ever contains the key: only HeyGen's own short message is kept.
 
 from __future__ import annotations
 
-from ...errors import ProviderError
+from ...errors import UpstreamError
 
 
-class HeyGenError(ProviderError):
+class HeyGenError(UpstreamError):
     user_message = "HeyGen returned an error."
-
-    def __init__(self, detail: str = "", status: int | None = None, code: int | None = None) -> None:
-        super().__init__(detail or self.user_message)
-        self.detail, self.status, self.code = detail, status, code
-
-    def __str__(self) -> str:
-        return self.user_message
 
 
 class BadKeyError(HeyGenError):
@@ -50,13 +43,13 @@ class ServerError(HeyGenError):
 class ReplyLostError(ServerError):
     """The request was sent and the connection broke before its reply."""
 
+    reply_may_be_lost = True
+
 
 class RequestTimeoutError(HeyGenError):
     user_message = "HeyGen did not answer in time. Check the connection and try again."
+    reply_may_be_lost = True
 
-
-class StillCreatingError(HeyGenError):
-    user_message = "A HeyGen session is being created right now; try again in a moment."
 
 
 class MediaError(HeyGenError):

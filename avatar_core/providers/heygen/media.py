@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
@@ -24,12 +22,12 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from ...events import EventSink, MediaFailed
 from ...media.audio_buffer import AudioBuffer
 from ...media.format import AUDIO_RATE
+from ...media.frame_history import FrameHistory
 from ...tasks import TaskOwner
 from .client import HeyGenClient, NewSession
 from .errors import MediaError
 
 MAX_AUDIO_BACKLOG = AUDIO_RATE // 10  # 100 ms: older received audio is dropped, keeping lips in sync
-FRAME_HISTORY = 16
 
 
 class MediaTransport(Protocol):
@@ -49,8 +47,7 @@ class V1WebRTCMedia:
                  events: EventSink, connect_timeout_s: float) -> None:
         self._size, self._audio, self._connect_timeout_s = size, audio, connect_timeout_s
         self._on_message, self._events = on_message, events  # on_message: HeyGen's data channel, on the loop
-        self._frames: deque[tuple[float, np.ndarray]] = deque(maxlen=FRAME_HISTORY)
-        self._latest_at = time.monotonic()
+        self._frames = FrameHistory()
         self._connected = False
         self._lost_early: MediaError | None = None  # lost while connecting: reported once connected
         self._tasks = TaskOwner("heygen-media")
@@ -91,22 +88,16 @@ class V1WebRTCMedia:
         if pc.connectionState != "connected":
             raise MediaError(f"HeyGen's media did not connect within {self._connect_timeout_s:.0f} s. A firewall, VPN "
                              "or missing TURN relay can block WebRTC; check the network.")
-        self._latest_at = time.monotonic()
+        self._frames.restart()
         self._connected = True
         if self._lost_early is not None:
             self._events.emit(MediaFailed(self._lost_early))
 
     def frame_from(self, seconds_ago: float) -> np.ndarray | None:
-        """The newest frame that arrived at least `seconds_ago` (else the oldest kept)."""
-        cutoff = time.monotonic() - seconds_ago
-        frames = list(self._frames)  # a snapshot: the reader appends from the event loop
-        for arrived, frame in reversed(frames):
-            if arrived <= cutoff:
-                return frame
-        return frames[0][1] if frames else None
+        return self._frames.frame_from(seconds_ago)
 
     def seconds_since_frame(self) -> float:
-        return time.monotonic() - self._latest_at
+        return self._frames.seconds_since_frame()
 
     def _message(self, raw: str | bytes) -> None:
         with contextlib.suppress(ValueError, TypeError):
@@ -124,8 +115,7 @@ class V1WebRTCMedia:
         try:
             while True:
                 frame = cast(av.VideoFrame, await track.recv())  # a video track's frames
-                self._frames.append((time.monotonic(), await asyncio.to_thread(self._to_bgr, frame)))
-                self._latest_at = time.monotonic()
+                self._frames.add(await asyncio.to_thread(self._to_bgr, frame))
         except MediaStreamError:
             self._lost(MediaError("HeyGen's video stopped arriving."))
 

@@ -12,10 +12,10 @@ from ..base import AvatarService, Capabilities, Choices, Quality
 from ..upstream_ledger import Listed, UpstreamLedger
 from .avatar import HeyGenAvatar
 from .client import HeyGenClient
-from .errors import HeyGenError, ReplyLostError, RequestTimeoutError, SessionClosedError, StillCreatingError
 
 log = logging.getLogger(__name__)
 CHOICES_TTL_S = 600
+NOT_STARTED = frozenset({"new"})  # streaming.list's status of a session nobody has connected to
 DEFAULT_AVATAR = "default"  # HeyGen's own default avatar, when none is given
 
 
@@ -32,7 +32,7 @@ class HeyGenService(AvatarService):
         self._connect_timeout_s, self._keep_alive_s = connect_timeout_s, keep_alive_s
         self._knowledge_base = knowledge_base  # HeyGen's talk task answers with this as its instructions
         self._cached: tuple[float, Choices] | None = None
-        self.ledger = UpstreamLedger("HeyGen", self._try_stop, self._list_sessions)
+        self.ledger = UpstreamLedger("HeyGen", self.client.stop, self._list_sessions)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HeyGenService:
@@ -59,45 +59,19 @@ class HeyGenService(AvatarService):
 
     async def create(self, avatar_id: str, voice_id: str, quality: Quality, events: EventSink) -> HeyGenAvatar:
         avatar_id = (avatar_id or "").strip() or DEFAULT_AVATAR
-        async with self.ledger.creation(reply_lost=self._reply_lost) as record:
+        async with self.ledger.creation() as record:
             session = await self.client.new_session(quality, avatar_id, (voice_id or "").strip() or None,
                                                     knowledge_base=self._knowledge_base)
             record(session.session_id)
         return HeyGenAvatar(self.client, session, avatar_id, quality, events, self._connect_timeout_s,
                             self._keep_alive_s, self.ledger.stop)
 
-    @staticmethod
-    def _reply_lost(exc: BaseException) -> bool:
-        """A timeout, a broken connection, a gateway that gave up: HeyGen may have made it."""
-        return isinstance(exc, RequestTimeoutError | ReplyLostError) or (
-            isinstance(exc, HeyGenError) and exc.status in (502, 504))
-
-    async def _try_stop(self, session_id: str) -> bool:
-        try:
-            await self.client.stop(session_id)
-        except SessionClosedError:
-            return True  # gone already: that is what we wanted
-        except HeyGenError as exc:
-            log.warning("streaming.stop for %s failed (%s)", session_id[:8], type(exc).__name__)
-            return False
-        return True
 
     async def _list_sessions(self) -> list[Listed]:
-        listed = []
-        for s in await self.client.list_sessions():
-            created = s.get("created_at")
-            listed.append(Listed(str(s.get("session_id")), float(created) if isinstance(created, int | float) else None,
-                                 started=s.get("status") != "new"))  # anything else may be live
-        return listed
+        return [Listed.from_reply(s, NOT_STARTED) for s in await self.client.list_sessions()]
 
     async def close_leftovers(self, keep: frozenset[str], everything: bool = False) -> int:
-        """Stop this process's upstream sessions that no live session uses; `everything`
-        (an operator's call): every session under the key but the live ones here."""
-        if self.ledger.creating:
-            raise StillCreatingError()
-        if everything:
-            return await self.client.close_sessions(keep=keep)
-        return await self.ledger.close_ours(keep)
+        return await self.ledger.close_leftovers(keep, everything)
 
     async def aclose(self) -> None:
         """Shutdown: lost creations looked for, one last try for every stop still failing."""

@@ -7,18 +7,11 @@ No message ever contains the key or a session token: only LiveAvatar's short mes
 
 from __future__ import annotations
 
-from ...errors import ProviderError
+from ...errors import UpstreamError
 
 
-class LiveAvatarError(ProviderError):
+class LiveAvatarError(UpstreamError):
     user_message = "LiveAvatar returned an error."
-
-    def __init__(self, detail: str = "", status: int | None = None, code: int | None = None) -> None:
-        super().__init__(detail or self.user_message)
-        self.detail, self.status, self.code = detail, status, code
-
-    def __str__(self) -> str:
-        return self.user_message
 
 
 class BadKeyError(LiveAvatarError):
@@ -60,13 +53,13 @@ class NotLiveAvatarError(ServerError):
 class ReplyLostError(ServerError):
     """The request was sent and the connection broke before its reply."""
 
+    reply_may_be_lost = True
+
 
 class RequestTimeoutError(LiveAvatarError):
     user_message = "LiveAvatar did not answer in time. Check the connection and try again."
+    reply_may_be_lost = True
 
-
-class StillCreatingError(LiveAvatarError):
-    user_message = "A LiveAvatar session is being created right now; try again in a moment."
 
 
 class RoomError(LiveAvatarError):

@@ -16,7 +16,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import json
 import logging
 import secrets
 import uuid
@@ -35,6 +34,7 @@ from ...providers.base import MAX_TEXT_CHARS
 from ...providers.local.avatar import LocalAvatar
 from ...providers.local.service import make_local_avatar
 from ...tasks import TaskOwner
+from ...text import json_object
 from .room import AvatarParticipant, RoomConnection
 from .session import LocalSession
 
@@ -57,16 +57,19 @@ class Room:
     connections: set[RoomConnection] = field(default_factory=set)
     lite: WebSocket | None = None
     lite_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    dropped: bool = False  # the room went away (a test's fault): no more joins
     said: str = ""  # FULL: what the avatar is saying now (its transcription)
     speak_event: str | None = None  # LITE: the agent.speak_end being played out
 
 
 class Rooms:
-    def __init__(self, public_url: str, touch: Callable[[str], bool]) -> None:
+    def __init__(self, public_url: str, touch: Callable[[str], bool], fault: Callable[[], str | None]) -> None:
         """`public_url`: this server's ws:// address; `touch(session_id)`: keep-alive
-        (False when the session is gone)."""
+        (False when the session is gone); `fault()`: the fault in force ("room-silent": rooms
+        answer the join and never offer media)."""
         self._public_url = public_url
         self._touch = touch
+        self._fault = fault
         self._rooms: dict[str, Room] = {}  # session token -> room
         self._tasks = TaskOwner("liveavatar-rooms")
 
@@ -108,7 +111,7 @@ class Rooms:
         token = bearer[7:].strip() if bearer.lower().startswith("bearer ") else ""
         token = token or websocket.query_params.get("access_token", "")
         room = self._rooms.get(token)
-        if room is None or room.participant is None:
+        if room is None or room.participant is None or room.dropped:
             await websocket.send_denial_response(Response("invalid token", status_code=401))
             return
         await websocket.accept()
@@ -116,9 +119,26 @@ class Rooms:
                                     room.participant, lambda topic, payload: self._data(room, topic, payload))
         room.connections.add(connection)
         try:
-            await connection.run()
+            await connection.run(silent=self._fault() == "room-silent")
         finally:
             room.connections.discard(connection)
+
+    async def drop(self, what: str) -> int:
+        """A test's fault, in every open room: "room" (its connections cut, no rejoin) or
+        "socket" (LITE's WebSocket closed). How many were dropped."""
+        dropped = 0
+        for room in list(self._rooms.values()):
+            if what == "room" and room.connections:
+                room.dropped = True
+                for connection in list(room.connections):
+                    await connection.close(leave=False)
+                dropped += 1
+            elif what == "socket" and room.lite is not None:
+                with contextlib.suppress(Exception):
+                    await room.lite.close()
+                room.lite = None
+                dropped += 1
+        return dropped
 
     def _send(self, room: Room, event_type: str, **payload: Any) -> None:
         event = {"event_id": uuid.uuid4().hex, "event_type": event_type, "session_id": room.session.session_id,
@@ -128,7 +148,7 @@ class Rooms:
 
     # --- FULL: the agent steered by data ---------------------------------------------------
     def _data(self, room: Room, topic: str, payload: bytes) -> None:
-        event = _json_object(payload)
+        event = json_object(payload)
         if topic != "agent-control" or room.session.mode != "FULL" or event is None:
             return
         kind = event.get("event_type")
@@ -176,7 +196,7 @@ class Rooms:
                 room.lite = None
 
     async def _lite_message(self, room: Room, raw: str) -> None:
-        message = _json_object(raw)
+        message = json_object(raw)
         if message is None:
             return
         kind = message.get("type")
@@ -199,14 +219,6 @@ class Rooms:
             with contextlib.suppress(Exception):
                 await room.lite.send_json(message)
 
-
-def _json_object(raw: str | bytes) -> dict[str, Any] | None:
-    """A client's JSON message, or None for anything else (ignored, as LiveAvatar does)."""
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 assert AUDIO_RATE == 24_000  # LITE's audio format is our voices' own: no resampling

@@ -77,9 +77,11 @@ class RoomConnection:
         self._reliable: RTCDataChannel | None = None
         self._closed = asyncio.Event()
 
-    async def run(self) -> None:
+    async def run(self, silent: bool = False) -> None:
+        """`silent`: join, then never offer the media (a room that hangs, for tests)."""
         await self.websocket.send_bytes(_response(join=self._join()))
-        await self._offer_subscriber()
+        if not silent:
+            await self._offer_subscriber()
         try:
             while not self._closed.is_set():
                 raw = await self.websocket.receive_bytes()

@@ -8,7 +8,9 @@ public and own avatars, voices; the {"code": 100, "data": ...} envelope, its err
 limits (concurrency, a 5-minute idle timeout reset by keep-alive, a duration limit).
 Start opens a room on this same server that the `livekit` SDK joins (room.py), with the
 offline avatar on green as its participant, behaving as LiveAvatar's agent (agent.py).
-Faults for every request with --fault or POST /_local/fault: 500, 401, 402, 429, slow.
+Faults for every request with --fault or POST /_local/fault: 500, 401, 402, 429, slow,
+room-silent (rooms never offer media); POST /_local/drop {"what": "room" | "socket"} cuts
+every open room's connections, or LITE's sockets.
 `GET /_local/stats` counts open sessions so tests can prove nothing leaks.
 """
 
@@ -21,6 +23,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +38,7 @@ from ...providers.local.speech import default_catalog
 from .agent import Rooms
 from .session import LocalSession
 
-FAULTS = ("500", "401", "402", "429", "slow")
+FAULTS = ("500", "401", "402", "429", "slow", "room-silent")
 MODES = ("FULL", "LITE")
 log = logging.getLogger(__name__)
 
@@ -68,7 +71,8 @@ class LocalLiveAvatar:
         self.config = config
         self.sessions: dict[str, LocalSession] = {}
         self.created_total = 0
-        self.rooms = Rooms(public_url.replace("http", "ws", 1), self._touch)
+        self.issued_secrets: deque[str] = deque(maxlen=200)  # session and socket tokens, for leak tests
+        self.rooms = Rooms(public_url.replace("http", "ws", 1), self._touch, lambda: self.config.fault)
         self._reaper: asyncio.Task[None] | None = None
         routes = [
             Route("/v1/sessions/token", self.token, methods=["POST"]),
@@ -81,6 +85,7 @@ class LocalLiveAvatar:
             Route("/v1/voices", self.voices, methods=["GET"]),
             Route("/_local/stats", self.stats, methods=["GET"]),
             Route("/_local/fault", self.set_fault, methods=["POST"]),
+            Route("/_local/drop", self.drop, methods=["POST"]),
             *self.rooms.routes(),
         ]
         self.app = Starlette(routes=routes, lifespan=self._lifespan)
@@ -168,6 +173,7 @@ class LocalLiveAvatar:
                                    bool(body.get("is_sandbox")))
             self.sessions[session.session_id] = session
             self.created_total += 1
+            self.issued_secrets.append(session.token)
             return _ok({"session_id": session.session_id, "session_token": session.token})
 
         return await self._handle(request, handler)
@@ -179,6 +185,8 @@ class LocalLiveAvatar:
                 raise ApiError(400, "Session already started")
             room = await self.rooms.open(session)
             session.started = True
+            if "ws_url" in room:
+                self.issued_secrets.append(room["ws_url"].rsplit("token=", 1)[-1])
             return _ok({"session_id": session.session_id, **room,
                         "max_session_duration": self.config.duration_limit_s}, status=201)
 
@@ -243,7 +251,8 @@ class LocalLiveAvatar:
 
     # --- test hooks ----------------------------------------------------------------------
     async def stats(self, request: Request) -> JSONResponse:
-        return JSONResponse({"open_sessions": len(self.sessions), "created_total": self.created_total})
+        return JSONResponse({"open_sessions": len(self.sessions), "created_total": self.created_total,
+                             "issued_secrets": list(self.issued_secrets)})
 
     async def set_fault(self, request: Request) -> JSONResponse:
         """Tests switch the fault for every later request: {"fault": "500" | ... | null, "slow_s": 3}."""
@@ -254,6 +263,12 @@ class LocalLiveAvatar:
         self.config.fault = fault
         self.config.slow_s = float(body.get("slow_s", self.config.slow_s))
         return JSONResponse({"fault": fault, "slow_s": self.config.slow_s})
+
+    async def drop(self, request: Request) -> JSONResponse:
+        what = (await request.json()).get("what")
+        if what not in ("room", "socket"):
+            return JSONResponse({"error": "what must be room or socket"}, status_code=400)
+        return JSONResponse({"dropped": await self.rooms.drop(what)})
 
     # --- lifecycle -----------------------------------------------------------------------
     def _touch(self, session_id: str) -> bool:
