@@ -171,3 +171,20 @@ def test_the_key_goes_only_in_its_header_and_tokens_only_to_their_session(server
     start = by_path["/v1/sessions/start"]["headers"]
     assert start["authorization"] == f"Bearer {token.session_token}" and "x-api-key" not in start
     assert all(API_KEY not in json.dumps(s["body"]) for s in seen)
+
+
+def test_browser_clients_get_cors_answers(server):
+    """A page of another origin calls the API with the key in a header: the preflight is
+    answered and the reply carries the origin rule, as a public API's do."""
+    origin = "http://127.0.0.1:9"
+    preflight = httpx.options(server.url + "/v1/sessions/token", timeout=5, headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type,x-api-key"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert "x-api-key" in preflight.headers["access-control-allow-headers"].lower()
+    reply = httpx.get(server.url + "/v1/avatars/public", headers={"Origin": origin}, timeout=5)
+    assert reply.status_code == 200 and reply.headers["access-control-allow-origin"] == "*"
+    refused = httpx.post(server.url + "/v1/sessions/token", json={}, headers={"Origin": origin}, timeout=5)
+    assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == "*"  # errors readable too

@@ -39,6 +39,7 @@ from ...providers.base import MAX_TEXT_CHARS, QUALITY_SIZES, parse_quality
 from ...providers.local.face import LOOKS
 from ...providers.local.service import make_local_avatar
 from ...providers.local.speech import default_catalog
+from ..cors import BROWSER_CLIENTS
 from .media import AvatarPeer
 
 FAULTS = ("500", "401", "429", "slow", "drop-media", "no-ice")
@@ -116,7 +117,7 @@ class LocalHeyGen:
             Route("/_local/stats", self.stats, methods=["GET"]),
             Route("/_local/fault", self.set_fault, methods=["POST"]),
         ]
-        self.app = Starlette(routes=routes, lifespan=self._lifespan)
+        self.app = Starlette(routes=routes, lifespan=self._lifespan, middleware=BROWSER_CLIENTS)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: Starlette):

@@ -35,6 +35,7 @@ from starlette.routing import Route
 
 from ...providers.local.face import LOOKS
 from ...providers.local.speech import default_catalog
+from ..cors import BROWSER_CLIENTS
 from .agent import Rooms
 from .session import LocalSession
 
@@ -88,7 +89,7 @@ class LocalLiveAvatar:
             Route("/_local/drop", self.drop, methods=["POST"]),
             *self.rooms.routes(),
         ]
-        self.app = Starlette(routes=routes, lifespan=self._lifespan)
+        self.app = Starlette(routes=routes, lifespan=self._lifespan, middleware=BROWSER_CLIENTS)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: Starlette):
