@@ -124,3 +124,64 @@ def test_talk_fills_the_transcript(browser):
     finally:
         app.stop()
         llm.stop()
+
+
+def test_liveavatar_in_the_page_new_start_repeat_talk_interrupt_close(browser):
+    """AVATAR_PROVIDER=liveavatar (FULL) against its stand-in: the lists come from LiveAvatar,
+    the relayed avatar plays, Repeat and both LLMs speak, Interrupt, Close, and a closed tab
+    stops the upstream session."""
+    from tests.support.liveavatar_local_process import API_KEY as LIVEAVATAR_KEY
+    from tests.support.liveavatar_local_process import LocalLiveAvatarProcess
+    from tests.support.openai_process import OpenAIServerProcess
+
+    standin, llm = LocalLiveAvatarProcess(), OpenAIServerProcess()
+    app = AppProcess({"AVATAR_PROVIDER": "liveavatar", "LIVEAVATAR_API_KEY": LIVEAVATAR_KEY,
+                      "LIVEAVATAR_BASE_URL": standin.url, "OPENAI_BASE_URL": llm.base_url,
+                      "OPENAI_API_KEY": "test-key"}).wait_ready()
+    try:
+        page = browser.new_page()
+        page.goto(app.url)
+        expect(page.locator("#leaked-btn")).to_have_text("Close my open LiveAvatar sessions")
+        expect(page.get_by_label("Avatar ID")).to_have_value(re.compile(r"\(stand-in\)"), timeout=10_000)
+        new_and_start(page)
+        assert standin.open_sessions() == 1
+        before, after = playing(page, "#avatar-video video")
+        assert before["width"] == 640 and after["time"] > before["time"]
+        playing(page, "#avatar-audio audio")
+
+        page.fill("#message textarea", "Hello from the LiveAvatar stand-in.")
+        mark = status_mark(page)
+        page.click("#repeat-btn")
+        expect_status(page, "LiveAvatar says: Hello from the LiveAvatar stand-in.", 15_000, after=mark)
+        expect_status(page, "Avatar finished speaking.", 20_000, after=mark)
+
+        page.get_by_label("LiveAvatar's LLM").check()
+        page.fill("#message textarea", "What are you?")
+        mark = status_mark(page)
+        page.click("#talk-btn")
+        expect(page.locator("#transcript")).to_contain_text("This is the local stand-in", timeout=15_000)
+        expect_status(page, "Avatar finished speaking.", 20_000, after=mark)
+
+        llm.script(chunks=["Once upon a time there was a very long story that went on and on. ", "And",
+                           " on"], hold_after=2)
+        page.get_by_label("Our LLM").check()
+        page.fill("#message textarea", "Tell me a story.")
+        mark = status_mark(page)
+        page.click("#talk-btn")
+        expect_status(page, "Avatar started speaking.", 15_000, after=mark)
+        click_expecting(page, "#interrupt-btn", "Interrupted: the avatar stopped speaking.", 10_000)
+        expect_status(page, "Avatar finished speaking.", 10_000, after=mark)
+
+        click_expecting(page, "#close-btn", session_closed("closed by you"), 10_000)
+        assert standin.open_sessions() == 0
+        new_and_start(page)
+        page.close()  # the tab goes: the upstream session is stopped
+        deadline = time.monotonic() + 20
+        while standin.open_sessions() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert standin.open_sessions() == 0
+        assert LIVEAVATAR_KEY not in app.output() and "Traceback" not in app.output()
+    finally:
+        app.stop()
+        standin.stop()
+        llm.stop()

@@ -28,12 +28,14 @@ from tests.test_stream_integration import audio_quiet_for, corner_becomes, green
 pytestmark = pytest.mark.integration  # starts the app, the stand-in and an LLM stand-in
 
 LLM_KEY = "llm-key-marker-for-liveavatar-tests"
+OPERATOR_TOKEN = "operator-token-for-liveavatar-tests"
 
 
 def app_env(standin: LocalLiveAvatarProcess, llm: OpenAIServerProcess, mode: str) -> dict[str, str]:
     return {"AVATAR_PROVIDER": "liveavatar", "LIVEAVATAR_API_KEY": API_KEY, "LIVEAVATAR_BASE_URL": standin.url,
             "LIVEAVATAR_MODE": mode, "LIVEAVATAR_TIMEOUT_S": "4", "LIVEAVATAR_CONNECT_TIMEOUT_S": "4",
-            "MAX_SESSIONS": "3", "OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": LLM_KEY}
+            "MAX_SESSIONS": "3", "OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": LLM_KEY,
+            "OPERATOR_TOKEN": OPERATOR_TOKEN}
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +71,7 @@ def lite_app(standin, llm):
 def assert_no_secret_in(text: str, standin: LocalLiveAvatarProcess) -> None:
     issued = standin.issued_secrets()
     assert issued, "the stand-in handed out no token: nothing was checked"
-    for secret in [API_KEY, LLM_KEY, *issued]:
+    for secret in [API_KEY, LLM_KEY, OPERATOR_TOKEN, *issued]:
         assert secret not in text, "a key or token leaked"
 
 
@@ -287,3 +289,58 @@ def wait_for(condition, timeout: float) -> bool:
             return False
         time.sleep(0.2)
     return True
+
+
+def test_close_my_open_sessions_keeps_the_live_one_and_other_processes_sessions(full_app, standin):
+    """Without the operator token only this server's unused sessions go; with it, every
+    session under the key but the live ones here."""
+
+    async def leak() -> None:
+        outsider = LiveAvatarClient(API_KEY, standin.url, 10.0)
+        try:
+            await outsider.create_token("FULL", "ava", "heart")
+        finally:
+            await outsider.aclose()
+
+    async def body():
+        async with Viewer(full_app.url) as viewer:
+            await viewer.acall("new_session", "ava", "heart", "low")
+            await viewer.start()
+            await leak()
+            assert standin.open_sessions() == 2
+            assert "Closed 0 leftover LiveAvatar session(s) that this server opened" in \
+                await viewer.acall("close_leaked_liveavatar_sessions", "")
+            with pytest.raises(AppError, match="That operator token is not right"):
+                await viewer.acall("close_leaked_liveavatar_sessions", OPERATOR_TOKEN[:-1])
+            assert "Closed 1 leftover LiveAvatar session(s) under this key" in \
+                await viewer.acall("close_leaked_liveavatar_sessions", OPERATOR_TOKEN)
+            assert standin.open_sessions() == 1
+            t = time.monotonic()
+            assert await wait_until(lambda: sum(x >= t for x in viewer.video.times) > 10, 10)  # the live one streams on
+            await viewer.acall("close_session")
+
+    asyncio.run(body())
+    assert standin.open_sessions() == 0
+
+
+def test_keep_alive_holds_a_session_past_liveavatars_idle_timeout(llm):
+    """The stand-in closes sessions idle for 3 s, as LiveAvatar does after 5 minutes: the
+    app's keep-alive (every second here) holds a quiet, streaming session open."""
+    standin = LocalLiveAvatarProcess("--idle-timeout", "3")
+    app = AppProcess({**app_env(standin, llm, "lite"), "LIVEAVATAR_KEEP_ALIVE_S": "1"}).wait_ready()
+    try:
+        async def body():
+            async with Viewer(app.url) as viewer:
+                await viewer.acall("new_session", "ava", "heart", "low")
+                await viewer.start()
+                await asyncio.sleep(8)  # nothing said: only keep-alives reach LiveAvatar
+                assert standin.open_sessions() == 1
+                t = time.monotonic()
+                assert await wait_until(lambda: sum(x >= t for x in viewer.video.times) > 10, 10)
+                await viewer.acall("close_session")
+
+        asyncio.run(body())
+        assert standin.open_sessions() == 0
+    finally:
+        app.stop()
+        standin.stop()

@@ -188,3 +188,29 @@ def test_browser_clients_get_cors_answers(server):
     assert reply.status_code == 200 and reply.headers["access-control-allow-origin"] == "*"
     refused = httpx.post(server.url + "/v1/sessions/token", json={}, headers={"Origin": origin}, timeout=5)
     assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == "*"  # errors readable too
+
+
+def test_the_service_offers_avatars_from_both_lists_and_voices_by_mode(server):
+    from avatar_core.providers.liveavatar.avatar import Timing
+    from avatar_core.providers.liveavatar.service import LiveAvatarService
+    from avatar_core.providers.local.face import LOOKS
+    from avatar_core.providers.local.speech import default_catalog
+
+    async def choices(mode: str):
+        service = LiveAvatarService(LiveAvatarClient(API_KEY, server.url, 10.0), mode, False,  # type: ignore[arg-type]
+                                    Timing(5.0, 60.0), 10.0)
+        try:
+            return service.initial_choices(), await service.choices(), service.capabilities
+        finally:
+            await service.aclose()
+
+    before, full, capabilities = run(choices("FULL"))
+    assert before.avatars == [] and before.voices == []  # nothing is known until LiveAvatar answers
+    # the user's own and the public list name the same avatars here: each is offered once
+    assert [avatar_id for _, avatar_id in full.avatars] == list(LOOKS)
+    assert all(label.endswith("(stand-in)") for label, _ in full.avatars)
+    assert sorted(voice_id for _, voice_id in full.voices) == sorted(default_catalog().voices)  # LiveAvatar's list
+    assert capabilities.own_llm == "LiveAvatar's LLM" and capabilities.upstream_sessions
+    before, lite, capabilities = run(choices("LITE"))
+    assert before.voices == lite.voices == default_catalog().choices()  # LITE speaks with our voices
+    assert capabilities.own_llm is None  # LITE: our LLM only
