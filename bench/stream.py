@@ -9,9 +9,13 @@ client, p50/p95; the audio-video offset (mouth minus audio: per try from the ons
 and over the whole run from the cross-correlation of mouth opening and loudness);
 CPU of the whole app process, in % of one core.
 
-The last row relays the HeyGen-compatible local server through the app
-(AVATAR_PROVIDER=heygen, 360p): its latency minus the local row's is what the relay
-adds (receive, decode, key, re-encode, lip-sync hold); its CPU is the app's alone.
+The last rows relay the local stand-ins through the app (360p): HeyGen v1
+(AVATAR_PROVIDER=heygen) and LiveAvatar in FULL and LITE mode. For them Repeat -> audio
+is split in two at the moment the stand-in's avatar began sending speech (its
+/_local/stats, same wall clock): "upstream" (the request, the stand-in's synthesis and
+clock) and "relay" (its encoding, the transport, our receive and decode, the lip-sync
+hold, keying, re-encoding, the viewer's decode). CPU is the app's alone, with its room
+child processes (LiveAvatar), never the stand-in's.
 """
 
 from __future__ import annotations
@@ -25,7 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from tests.support.app_process import AppProcess
-from tests.support.heygen_local_process import API_KEY, LocalHeyGenProcess
+from tests.support.heygen_local_process import API_KEY as HEYGEN_KEY
+from tests.support.heygen_local_process import LocalHeyGenProcess
+from tests.support.liveavatar_local_process import API_KEY as LIVEAVATAR_KEY
+from tests.support.liveavatar_local_process import LocalLiveAvatarProcess
+from tests.support.standin_process import StandInProcess
 from tests.support.webrtc_viewer import Received, Viewer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,9 +43,19 @@ EVERY_S = 3.0
 
 
 def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of the process and its live children (LiveAvatar's room processes)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def envelope(track: Received, grid: np.ndarray) -> np.ndarray:
@@ -58,13 +76,14 @@ def xcorr_offset_ms(video: Received, audio: Received, since: float, until: float
     return float(lags[int(np.argmax(scores))] * step_s * 1000)
 
 
-async def measure(url: str, pid: int, quality: str, seconds: float) -> dict:
+async def measure(url: str, pid: int, quality: str, seconds: float, standin: StandInProcess | None = None) -> dict:
     async with Viewer(url) as viewer:
         await viewer.acall("new_session", "ava", "heart", quality)
         await viewer.acall("set_background", True, "preset", "#000000", "studio", None)
         await viewer.start()
         await asyncio.sleep(2)
         t0, cpu0 = time.monotonic(), cpu_seconds(pid)
+        wall = time.time() - time.monotonic()  # monotonic -> wall clock, to meet the stand-in's times
         starts = []
         for i in range(int(seconds / EVERY_S)):
             starts.append(time.monotonic())
@@ -72,13 +91,16 @@ async def measure(url: str, pid: int, quality: str, seconds: float) -> dict:
             await asyncio.sleep(max(0.0, t0 + (i + 1) * EVERY_S - time.monotonic()))
         t1 = time.monotonic()
         cpu = (cpu_seconds(pid) - cpu0) / (t1 - t0)
-        audio_ms, mouth_ms = [], []
+        audio_ms, mouth_ms, upstream_ms = [], [], []
+        spoke = standin.speech_started_at() if standin else []
         for t in starts:
             a = viewer.audio.first_time(lambda rms: rms > 0.02, t)
             m = viewer.video.first_time(lambda dark: dark > 0.05, t)
             if a and m and a < t + EVERY_S and m < t + EVERY_S:
                 audio_ms.append(1000 * (a - t))
                 mouth_ms.append(1000 * (m - t))
+                began = [w for w in spoke if t + wall <= w < a + wall]
+                upstream_ms.append(1000 * (began[0] - wall - t) if began else np.nan)
         await viewer.acall("close_session")
         gaps = viewer.video.gaps_ms(t0)
         frames = [x for x in viewer.video.times if x <= t1]
@@ -87,36 +109,59 @@ async def measure(url: str, pid: int, quality: str, seconds: float) -> dict:
                 "to_audio": np.percentile(audio_ms, [50, 95]), "to_mouth": np.percentile(mouth_ms, [50, 95]),
                 "onset_offset": np.percentile(np.subtract(mouth_ms, audio_ms), [50, 95]),
                 "worst_onset_offset": float(np.max(np.abs(np.subtract(mouth_ms, audio_ms)))),
-                "xcorr_offset": xcorr_offset_ms(viewer.video, viewer.audio, t0, t1), "cpu": 100 * cpu}
+                "xcorr_offset": xcorr_offset_ms(viewer.video, viewer.audio, t0, t1), "cpu": 100 * cpu,
+                "upstream": np.nanpercentile(upstream_ms, [50, 95]) if standin else None,
+                "relay": np.nanpercentile(np.subtract(audio_ms, upstream_ms), [50, 95]) if standin else None}
+
+
+def relayed(label: str, standin: StandInProcess, env: dict[str, str], seconds: float) -> dict:
+    app = AppProcess(env).wait_ready()
+    try:
+        return {**asyncio.run(measure(app.url, app.proc.pid, "low", seconds, standin)), "quality": label}
+    finally:
+        app.stop()
 
 
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 60
+    qualities = sys.argv[2].split(",") if len(sys.argv) > 2 else ["low", "medium", "high"]
     app = AppProcess().wait_ready()
     try:
-        rows = [asyncio.run(measure(app.url, app.proc.pid, q, seconds)) for q in ("low", "medium", "high")]
+        rows = [asyncio.run(measure(app.url, app.proc.pid, q, seconds)) for q in qualities]
     finally:
         app.stop()
-    server = LocalHeyGenProcess()
-    app = AppProcess({"AVATAR_PROVIDER": "heygen", "HEYGEN_API_KEY": API_KEY,
-                      "HEYGEN_BASE_URL": server.url}).wait_ready()
+    heygen = LocalHeyGenProcess()
     try:
-        relay = asyncio.run(measure(app.url, app.proc.pid, "low", seconds))
-        rows.append({**relay, "quality": "relay"})
+        rows.append(relayed("heygen", heygen, {"AVATAR_PROVIDER": "heygen", "HEYGEN_API_KEY": HEYGEN_KEY,
+                                               "HEYGEN_BASE_URL": heygen.url}, seconds))
     finally:
-        app.stop()
-        server.stop()
+        heygen.stop()
+    liveavatar = LocalLiveAvatarProcess()
+    try:
+        for mode in ("full", "lite"):
+            rows.append(relayed(f"LA {mode}", liveavatar, {
+                "AVATAR_PROVIDER": "liveavatar", "LIVEAVATAR_API_KEY": LIVEAVATAR_KEY,
+                "LIVEAVATAR_BASE_URL": liveavatar.url, "LIVEAVATAR_MODE": mode}, seconds))
+    finally:
+        liveavatar.stop()
     print(f"{seconds:.0f} s per row, a Repeat every {EVERY_S:.0f} s; times in ms; offsets are mouth minus audio")
     print(f"{'quality':>8} {'size':>9} | {'fps':>5} {'gap p50/p95/max':>16} | {'tries':>5} "
           f"{'->audio p50/p95':>15} {'->mouth p50/p95':>15} | {'onset offset p50/p95/max|.|':>27} "
-          f"{'xcorr':>5} | {'CPU %core':>9}")
+          f"{'xcorr':>5} | {'CPU %core':>9} | {'upstream p50/p95':>16} {'relay p50/p95':>13}")
     for r in rows:
         size = "x".join(map(str, r["size"]))
         g, a, m, o = r["gaps"], r["to_audio"], r["to_mouth"], r["onset_offset"]
         print(f"{r['quality']:>8} {size:>9} | {r['fps']:5.1f} {g[0]:4.0f}/{g[1]:4.0f}/{g[2]:4.0f}ms   | "
               f"{r['tries']:>2}/{r['of']:<2} {a[0]:7.0f}/{a[1]:4.0f}   {m[0]:7.0f}/{m[1]:4.0f}   | "
               f"{o[0]:13.0f}/{o[1]:4.0f}/{r['worst_onset_offset']:4.0f}     {r['xcorr_offset']:5.0f} | "
-              f"{r['cpu']:8.0f}%")
+              f"{r['cpu']:8.0f}% | " + split(r))
+
+
+def split(row: dict) -> str:
+    if row["upstream"] is None:
+        return ""
+    (u50, u95), (r50, r95) = row["upstream"], row["relay"]
+    return f"{u50:9.0f}/{u95:4.0f}   {r50:6.0f}/{r95:4.0f}"
 
 
 if __name__ == "__main__":

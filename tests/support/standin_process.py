@@ -22,6 +22,10 @@ class StandInProcess(ServerProcess):
     def open_sessions(self) -> int:
         return httpx.get(self.url + "/_local/stats", timeout=5).json()["open_sessions"]
 
+    def speech_started_at(self) -> list[float]:
+        """Wall-clock times at which the stand-in's avatar began sending speech (recent ones)."""
+        return httpx.get(self.url + "/_local/stats", timeout=5).json()["speech_started_at"]
+
     def set_fault(self, fault: str | None, slow_s: float | None = None) -> None:
         """The fault for every later request; slow_s changes the slow fault's delay."""
         body = {"fault": fault} if slow_s is None else {"fault": fault, "slow_s": slow_s}

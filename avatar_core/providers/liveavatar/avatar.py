@@ -32,6 +32,10 @@ from .room_link import RoomLink
 log = logging.getLogger(__name__)
 MEDIA_STALL_S = 5.0  # no video for this long: the room's media is gone (a dead track never "ends")
 MAX_SAID_CHARS = 300  # of what the avatar says, in one status line
+# the SDK's audio jitter buffer holds received audio this long more than its video
+# (measured: mouth 65-105 ms before the voice without it; BENCHMARKS.md), so the frame
+# shown is held back by that, plus whatever audio waits in our buffer
+LIVEKIT_AUDIO_LEAD_S = 0.08
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,7 @@ class LiveAvatarAvatar(Avatar):
             raise RoomError(f"LiveAvatar's video stopped arriving (nothing for {MEDIA_STALL_S:.0f} s).")
         audio, _ = self._audio.pull(SAMPLES_PER_TICK)
         # the frame that arrived as long ago as this audio waited: lips stay with the voice
-        frame = self._room.frames.frame_from(self._audio.pending_samples / AUDIO_RATE)
+        frame = self._room.frames.frame_from(LIVEKIT_AUDIO_LEAD_S + self._audio.pending_samples / AUDIO_RATE)
         return MediaTick(self._blank if frame is None else frame, audio, self.talking)
 
     def _room_event(self, event: dict[str, Any]) -> None:

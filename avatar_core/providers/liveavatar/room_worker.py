@@ -30,6 +30,7 @@ FRAME, AUDIO, EVENT = b"F", b"A", b"E"
 AUDIO_RATE = 24_000  # media/format.py's rate (not imported: the child stays small)
 MAX_OUTBOX = 64  # messages waiting for the parent; beyond it the newest is dropped, never the child blocked
 MAX_COMMAND_BYTES = 64 * 1024
+WARM_UP_TOPIC = "warm-up"
 
 
 class Outbox:
@@ -111,6 +112,9 @@ async def run_room(config: dict[str, Any], outbox: Outbox, commands: asyncio.Que
     except Exception as exc:  # a timeout, a refused token, an unreachable server
         outbox.event(kind="failed", message=f"{type(exc).__name__}: {str(exc)[:200]}")
         return  # disconnect() after a failed connect is one of the SDK's abort paths: not called
+    # the SDK negotiates its publishing connection on the first data sent: done now, the
+    # first Repeat does not wait for it (no agent listens on this topic)
+    await room.local_participant.publish_data(b"{}", topic=WARM_UP_TOPIC, reliable=True)
     outbox.event(kind="connected")
     room_ended = asyncio.ensure_future(ended.wait())
     try:

@@ -91,6 +91,11 @@ class LiveAvatarService(AvatarService):
     async def _list_sessions(self) -> list[Listed]:
         return [Listed.from_reply(s, NOT_STARTED) for s in await self.client.list_sessions()]
 
+    def warm_up(self) -> None:
+        """LITE speaks with our voices: load them before the first Repeat."""
+        if self.mode == "LITE":
+            default_catalog().warm_up()
+
     async def close_leftovers(self, keep: frozenset[str], everything: bool = False) -> int:
         return await self.ledger.close_leftovers(keep, everything)
 

@@ -41,9 +41,7 @@ class LocalService(AvatarService):
         began = time.monotonic()
         warm_up_keying()
         face_sprites(self.initial_choices().default_avatar or "ava", self._default_quality)
-        for voice in default_catalog().voices.values():
-            for _ in voice.sentences("Hi."):
-                pass
+        default_catalog().warm_up()
         log.info("warm-up done in %.1f s: key compiled, sprites drawn, voices loaded", time.monotonic() - began)
 
 

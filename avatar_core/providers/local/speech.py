@@ -161,6 +161,12 @@ class VoiceCatalog:
     def choices(self) -> list[tuple[str, str]]:
         return [(v.label, v.voice_id) for v in self.voices.values()]
 
+    def warm_up(self) -> None:
+        """Load every voice's model now (each loads on first use, which takes a while)."""
+        for voice in self.voices.values():
+            for _ in voice.sentences("Hi."):
+                pass
+
     def get(self, voice_id: str) -> Voice:
         try:
             return self.voices[voice_id]

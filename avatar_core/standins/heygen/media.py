@@ -9,6 +9,7 @@ import fractions
 import json
 import re
 import time
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,11 @@ from ...providers.local.avatar import LocalAvatar
 
 VIDEO_CLOCK = 90_000
 AUDIO_FRAME_SAMPLES = AUDIO_RATE // 50  # 20 ms
+
+
+# wall-clock times at which an avatar's clock began sending speech, for the benchmark's
+# latency breakdown (the stand-in's share of Repeat -> speech); reported by /_local/stats
+SPEECH_STARTS: deque[float] = deque(maxlen=200)
 
 
 class AvatarClock:
@@ -45,6 +51,8 @@ class AvatarClock:
         self.audio = np.concatenate([self.audio, tick.audio])
         if tick.speaking != self._speaking:
             self._speaking = tick.speaking
+            if tick.speaking:
+                SPEECH_STARTS.append(time.time())
             self._on_speaking(tick.speaking)
 
     def take_audio(self, n: int) -> np.ndarray:

@@ -40,7 +40,7 @@ from ...providers.local.face import LOOKS
 from ...providers.local.service import make_local_avatar
 from ...providers.local.speech import default_catalog
 from ..cors import BROWSER_CLIENTS
-from .media import AvatarPeer
+from .media import SPEECH_STARTS, AvatarPeer
 
 FAULTS = ("500", "401", "429", "slow", "drop-media", "no-ice")
 log = logging.getLogger(__name__)
@@ -121,6 +121,8 @@ class LocalHeyGen:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: Starlette):
+        # as the real service, the first Repeat must not wait for a voice model to load
+        await asyncio.to_thread(default_catalog().warm_up)
         self._reaper = asyncio.create_task(self._reap_forever())
         yield
         self._reaper.cancel()
@@ -327,7 +329,8 @@ class LocalHeyGen:
         return await self._handle(request, handler)
 
     async def stats(self, request: Request) -> JSONResponse:
-        return JSONResponse({"open_sessions": len(self.sessions), "created_total": self.created_total})
+        return JSONResponse({"open_sessions": len(self.sessions), "created_total": self.created_total,
+                             "speech_started_at": list(SPEECH_STARTS)})
 
     async def set_fault(self, request: Request) -> JSONResponse:
         """Tests switch the fault for every later request: {"fault": "500" | ... | null, "slow_s": 3}."""

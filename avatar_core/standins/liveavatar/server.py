@@ -36,6 +36,7 @@ from starlette.routing import Route
 from ...providers.local.face import LOOKS
 from ...providers.local.speech import default_catalog
 from ..cors import BROWSER_CLIENTS
+from ..heygen.media import SPEECH_STARTS
 from .agent import Rooms
 from .session import LocalSession
 
@@ -93,6 +94,8 @@ class LocalLiveAvatar:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: Starlette):
+        # as the real service, the first Repeat must not wait for a voice model to load
+        await asyncio.to_thread(default_catalog().warm_up)
         self._reaper = asyncio.create_task(self._reap_forever())
         yield
         self._reaper.cancel()
@@ -253,7 +256,7 @@ class LocalLiveAvatar:
     # --- test hooks ----------------------------------------------------------------------
     async def stats(self, request: Request) -> JSONResponse:
         return JSONResponse({"open_sessions": len(self.sessions), "created_total": self.created_total,
-                             "issued_secrets": list(self.issued_secrets)})
+                             "issued_secrets": list(self.issued_secrets), "speech_started_at": list(SPEECH_STARTS)})
 
     async def set_fault(self, request: Request) -> JSONResponse:
         """Tests switch the fault for every later request: {"fault": "500" | ... | null, "slow_s": 3}."""
