@@ -22,7 +22,7 @@ from tests.support.app_process import AppProcess
 from tests.support.liveavatar_local_process import API_KEY, LocalLiveAvatarProcess
 from tests.support.log_lines import session_closed
 from tests.support.openai_process import OpenAIServerProcess
-from tests.support.webrtc_viewer import Viewer
+from tests.support.webrtc_viewer import Viewer, speech_onsets
 from tests.test_stream_integration import audio_quiet_for, corner_becomes, greenness, wait_until
 
 pytestmark = pytest.mark.integration  # starts the app, the stand-in and an LLM stand-in
@@ -117,6 +117,12 @@ def test_new_start_repeat_talk_interrupt_close_relays_the_keyed_avatar(mode, req
             t = time.monotonic()
             await viewer.acall("repeat", "Hello, I am relayed from the LiveAvatar stand-in.")
             await speaks_and_mouth_moves(viewer, t)
+            first_audio, first_mouth = speech_onsets(viewer, t)
+            assert first_audio is not None and first_mouth is not None
+            # bench/stream.py measures ~370 ms and |mouth - audio| < 30 ms: generous bounds that
+            # still fail for a stalled relay or lips without the hold (65-105 ms early)
+            assert first_audio - t < 2.0, f"Repeat to first speech: {first_audio - t:.3f} s"
+            assert abs(first_mouth - first_audio) < 0.15, f"mouth - audio: {first_mouth - first_audio:.3f} s"
             if mode == "full":  # LiveAvatar's agent says what it speaks
                 await viewer.wait_for_log("LiveAvatar says: Hello, I am relayed from the LiveAvatar stand-in.",
                                           after=mark, timeout=15)
@@ -150,6 +156,7 @@ def test_new_start_repeat_talk_interrupt_close_relays_the_keyed_avatar(mode, req
             assert await wait_until(lambda: audio_quiet_for(viewer.audio, 0.5), left_s), "still speaking"
 
             assert session_closed("closed by you").search(await viewer.acall("close_session"))
+            assert_no_secret_in(await viewer.acall("status"), standin)
 
     asyncio.run(body())
     assert standin.open_sessions() == 0
@@ -344,3 +351,42 @@ def test_keep_alive_holds_a_session_past_liveavatars_idle_timeout(llm):
     finally:
         app.stop()
         standin.stop()
+
+
+@pytest.mark.parametrize("how", ["shutdown", "killed"])
+def test_the_app_ending_leaves_no_room_process_and_shutdown_stops_upstream(how, standin, llm):
+    """Shutdown (SIGTERM) closes the live session: stopped upstream, its room process gone.
+    An app killed outright cannot stop anything, but its room processes see their stdin
+    end and leave the room: no orphan keeps a LiveAvatar room joined."""
+    app = AppProcess(app_env(standin, llm, "full")).wait_ready()
+    try:
+        async def body() -> list[int]:
+            viewer = Viewer(app.url)
+            await viewer.acall("new_session", "ava", "heart", "low")
+            await viewer.start()
+            assert await wait_until(lambda: len(viewer.video.times) > 10, 15)
+            rooms = room_processes(app.proc.pid)
+            assert len(rooms) == 1
+            if how == "shutdown":
+                app.stop()
+            else:
+                app.proc.kill()
+                app.proc.wait()
+            await viewer.close()
+            return rooms
+
+        rooms = asyncio.run(body())
+        assert wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") and not zombie(pid) for pid in rooms), 15)
+        if how == "shutdown":
+            assert standin.open_sessions() == 0
+            assert "Traceback" not in app.output()
+    finally:
+        app.stop()
+
+
+def zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
