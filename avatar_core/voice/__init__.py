@@ -1,0 +1,2 @@
+"""Talking to the avatar by voice: the microphone's audio -> turns (pauses.py) -> words
+(recognizer.py) -> Talk."""
