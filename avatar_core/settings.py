@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(30.0, gt=0, le=300, description="Seconds to wait for the LLM.")
     llm_max_tokens: int = Field(300, ge=16, le=8192,  # a spoken answer of a minute or two
                                 description="Most tokens an LLM answer may have.")
+    voice_pause_ms: int = Field(500, ge=150, le=3000,
+                                description="Silence that ends a spoken turn (voice input), in milliseconds.")
+    voice_max_turn_s: float = Field(15.0, ge=2, le=60, description="A spoken turn longer than this is cut.")
+    stt_model: str | None = Field(None, min_length=1,
+                                  description="A local faster-whisper model directory instead of the bundled one.")
     share: bool = Field(False, description="Ask Gradio for a public share link (same as `--share`).")
     default_quality: Quality = Field(
         "low", description="Quality selected when the page opens."

@@ -22,6 +22,7 @@ DESCRIBED = {
     "OPENAI_BASE_URL": ("OpenAI", None),
     "TURN_CREDENTIALS_URL": ("the provider's", None),
     "LLM_MODEL": (f"`{OPENAI_DEFAULT_MODEL}` (OpenAI), `{HF_DEFAULT_MODEL}` (HF router)", None),
+    "STT_MODEL": ("the bundled one", None),
 }
 
 
