@@ -390,3 +390,28 @@ def zombie(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_close_while_the_room_is_still_joining_leaves_nothing(full_app, standin):
+    """Close (or a closed tab) while Start waits for the room: the room process is ended,
+    the upstream session stopped, and no room is joined after the session is gone."""
+
+    async def body():
+        async with Viewer(full_app.url) as viewer:
+            await viewer.acall("new_session", "ava", "heart", "low")
+            standin.set_fault("room-silent")  # the join hangs until LIVEAVATAR_CONNECT_TIMEOUT_S (4 s)
+            starting = asyncio.ensure_future(viewer.acall("start_stream"))
+            assert await wait_until(lambda: len(room_processes(full_app.proc.pid)) == 1, 10)
+            await viewer.acall("close_session")
+            t_closed = time.monotonic()
+            # ended at once, not when the join gives up by itself 4 s later
+            assert await wait_until(lambda: not room_processes(full_app.proc.pid), 10)
+            assert time.monotonic() - t_closed < 2.0, time.monotonic() - t_closed
+            with pytest.raises(AppError, match=r"closed while it was connecting|Could not start"):
+                await starting
+            standin.set_fault(None)
+            assert standin.open_sessions() == 0
+            await asyncio.sleep(5)  # past the join's own timeout: still nothing came back to life
+            assert not room_processes(full_app.proc.pid) and standin.open_sessions() == 0
+
+    asyncio.run(body())

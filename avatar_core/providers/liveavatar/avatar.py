@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ...events import EventSink, MediaFailed
+from ...events import EventSink, MediaFailed, UpstreamMessage
 from ...media.audio_buffer import AudioBuffer
 from ...media.format import AUDIO_RATE, SAMPLES_PER_TICK, MediaTick
 from ...tasks import TaskOwner
@@ -75,6 +75,8 @@ class LiveAvatarAvatar(Avatar):
 
     async def start(self) -> None:
         self._started = await self._client.start(self._token)
+        if self._closed:
+            raise RoomError("The session was closed while it was connecting.")
         await self._room.connect(self._started.livekit_url, self._started.livekit_client_token,
                                  self._timing.connect_timeout_s)
         await self._connected(self._started)
@@ -97,6 +99,8 @@ class LiveAvatarAvatar(Avatar):
     def _room_event(self, event: dict[str, Any]) -> None:
         if event.get("kind") == "ended":
             self._media_failed(RoomError(str(event.get("message") or "LiveAvatar's room closed.")))
+        elif event.get("kind") == "publish_failed":
+            self._events.emit(UpstreamMessage("Error: a command did not reach LiveAvatar's room; try again."))
         elif event.get("kind") == "data" and event.get("topic") == "agent-response":
             message = json_object(str(event.get("payload") or ""))
             if message is not None:

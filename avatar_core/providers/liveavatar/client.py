@@ -10,10 +10,12 @@ from typing import Any, Literal
 import httpx
 
 from .errors import (
+    AvatarNotFoundError,
     LiveAvatarError,
     NotLiveAvatarError,
     ReplyLostError,
     RequestTimeoutError,
+    SessionClosedError,
     UnreachableError,
     classify,
 )
@@ -99,10 +101,16 @@ class LiveAvatarClient:
                               max_session_duration_s=float(duration) if isinstance(duration, int | float) else None)
 
     async def stop(self, session_id: str, token: str | None = None) -> None:
-        await self._request("POST", "/v1/sessions/stop", {"session_id": session_id}, token=token)
+        await self._session_call("/v1/sessions/stop", session_id, token)
 
     async def keep_alive(self, session_id: str, token: str | None = None) -> None:
-        await self._request("POST", "/v1/sessions/keep-alive", {"session_id": session_id}, token=token)
+        await self._session_call("/v1/sessions/keep-alive", session_id, token)
+
+    async def _session_call(self, path: str, session_id: str, token: str | None) -> None:
+        try:
+            await self._request("POST", path, {"session_id": session_id}, token=token)
+        except AvatarNotFoundError as exc:  # a 404 for a session's own call: the session is gone
+            raise SessionClosedError(exc.detail, exc.status, exc.code) from None
 
     async def list_sessions(self) -> list[dict[str, Any]]:
         data = await self._request("GET", "/v1/sessions")

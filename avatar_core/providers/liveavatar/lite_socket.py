@@ -44,9 +44,13 @@ class LiteSocket:
         nothing sent before)."""
         try:
             async with asyncio.timeout(timeout_s):
-                self._ws = await connect(ws_url, max_size=MAX_INCOMING_BYTES, open_timeout=timeout_s)
+                ws = await connect(ws_url, max_size=MAX_INCOMING_BYTES, open_timeout=timeout_s)
+                if self._closing:  # closed while it was opening
+                    await ws.close()
+                    raise RoomError("The session was closed while it was connecting.")
+                self._ws = ws
                 while True:
-                    message = json_object(await self._ws.recv())
+                    message = json_object(await ws.recv())
                     if message and message.get("type") == "session.state_updated":
                         if message.get("state") == "connected":
                             break
@@ -58,6 +62,8 @@ class LiteSocket:
         except (OSError, TimeoutError, WebSocketException) as exc:
             await self.close()
             raise RoomError(f"Could not open LiveAvatar's voice socket ({type(exc).__name__}).") from None
+        if self._closing or self._ws is None:
+            raise RoomError("The session was closed while it was connecting.")
         self._tasks.spawn(self._read_forever(self._ws), "read")
 
     async def speak(self, audio: np.ndarray) -> None:
