@@ -23,6 +23,7 @@ from tests.support.liveavatar_local_process import API_KEY, LocalLiveAvatarProce
 from tests.support.log_lines import session_closed
 from tests.support.openai_process import OpenAIServerProcess
 from tests.support.webrtc_viewer import Viewer, speech_onsets
+from tests.test_heygen_app import wait_for
 from tests.test_stream_integration import audio_quiet_for, corner_becomes, greenness, wait_until
 
 pytestmark = pytest.mark.integration  # starts the app, the stand-in and an LLM stand-in
@@ -287,15 +288,6 @@ def room_processes(app_pid: int) -> list[int]:
             except (OSError, ValueError, IndexError):
                 continue
     return found
-
-
-def wait_for(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
 
 
 def test_close_my_open_sessions_keeps_the_live_one_and_other_processes_sessions(full_app, standin):

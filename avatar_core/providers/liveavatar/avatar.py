@@ -45,7 +45,7 @@ class Timing:
 
 
 class LiveAvatarAvatar(Avatar):
-    mode = "FULL"
+    mode: str  # "FULL" or "LITE": each mode's class says
 
     def __init__(self, client: LiveAvatarClient, token: SessionToken, avatar_label: str, quality: Quality,
                  events: EventSink, timing: Timing, stop_upstream: Callable[[str], Awaitable[None]]) -> None:
