@@ -7,6 +7,7 @@ Run: python app.py [--share]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -27,6 +28,7 @@ from avatar_core.media import backgrounds, streams
 from avatar_core.media.format import FPS, TICK_S
 from avatar_core.providers.base import MAX_TEXT_CHARS, QUALITY_SIZES, AvatarService
 from avatar_core.providers.registry import service_for
+from avatar_core.server import page_scripts
 from avatar_core.server.logs import configure_logging
 from avatar_core.server.memory import freeze_startup_heap, pin_mmap_threshold
 from avatar_core.server.offers import guard_offers
@@ -44,10 +46,13 @@ from avatar_core.server.workarounds import (
     server_ice_follows,
 )
 from avatar_core.session.admission import Admission
-from avatar_core.session.controller import MAX_BROWSERS, OUR_LLM, Controller, TalkSettings
+from avatar_core.session.controller import MAX_BROWSERS, OUR_LLM, Controller, TalkSettings, VoiceSettings
 from avatar_core.session.manager import SessionManager
 from avatar_core.settings import Settings, SettingsError, load_settings
 from avatar_core.talk.llm import llm_from
+from avatar_core.voice.microphone import MicrophoneHandler
+from avatar_core.voice.pauses import silero_session
+from avatar_core.voice.recognizer import Recognizer, RecognizerUnavailableError
 
 log = logging.getLogger("avatar")
 quiet_gradio_6_warnings()
@@ -56,9 +61,13 @@ R = TypeVar("R")
 
 QUEUE_MAX_SIZE = 64
 DESCRIPTION = (
-    "Create a session, start the stream, then type something for the avatar to say. "
-    "The green screen is removed on the server; pick what replaces it below."
+    "Create a session, start the stream, then type something for the avatar to say, or switch the "
+    "microphone on and speak to it. The green screen is removed on the server; pick what replaces it below."
 )
+# the browser's own clean-up of microphone audio: echo cancellation keeps the avatar's voice out
+MICROPHONE_CONSTRAINTS = {"echoCancellation": True, "noiseSuppression": True, "autoGainControl": True,
+                          "channelCount": {"ideal": 1}}
+MICROPHONE_LABELS = {"start": "Speak to the avatar", "stop": "Stop listening", "waiting": "Connecting..."}
 
 
 def user_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -87,7 +96,8 @@ def browser_of(request: gr.Request) -> str:
     return request.session_hash or ""
 
 
-def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService) -> tuple[gr.Blocks, Controller]:
+def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService,
+              recognizer: Recognizer) -> tuple[gr.Blocks, Controller]:
     sessions = SessionManager(service, settings.max_sessions, settings.session_idle_timeout_s,
                               video_delay_ticks=round(settings.video_delay_ms / 1000 / TICK_S),
                               connection_help=ice.connection_help(),
@@ -97,7 +107,8 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
     token = settings.operator_token.get_secret_value() if settings.operator_token else None
     controller = Controller(sessions,
                             TalkSettings(llm_from(settings), settings.system_prompt, settings.llm_max_history),
-                            operator_token=token)
+                            operator_token=token,
+                            voice=VoiceSettings(recognizer, settings.voice_pause_ms, settings.voice_max_turn_s))
     capabilities = service.capabilities
     initial = service.initial_choices()
 
@@ -159,11 +170,24 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
         """The status log as text (read-only), for scripts."""
         return controller.status(browser_of(request))[1]
 
+    async def set_answer_with(answer_with: str, request: gr.Request):
+        controller.set_answer_with(browser_of(request), answer_with)
+
+    async def microphone_on(request: gr.Request):
+        controller.microphone_on(browser_of(request))
+
+    async def microphone_refused_by_browser(request: gr.Request):
+        controller.microphone_refused(browser_of(request))
+
+    async def microphone_off(request: gr.Request):
+        controller.microphone_off(browser_of(request))
+
     async def unload(request: gr.Request):
         await controller.unload(browser_of(request))
 
     # uploaded pictures in Gradio's cache are deleted after an hour, checked hourly
-    with gr.Blocks(title="Streaming Avatar", theme=gr.themes.Soft(), delete_cache=(3600, 3600)) as demo:
+    with gr.Blocks(title="Streaming Avatar", theme=gr.themes.Soft(), delete_cache=(3600, 3600),
+                   head=page_scripts.HEAD, css=page_scripts.CSS) as demo:
         gr.Markdown("# Streaming Avatar\n" + DESCRIPTION)
         session_id = gr.State(None)
         log_version = gr.State(-1)
@@ -205,6 +229,15 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
                 transcript = gr.Chatbot(type="messages", label="Transcript", height=260, elem_id="transcript",
                                     allow_tags=False, render_markdown=False, sanitize_html=True)
             with gr.Column(scale=1):
+                # shown once the stream is started: the microphone only works for a started session. The
+                # column is shown, not the component: Gradio keeps an updated component as a per-browser
+                # copy, which lacks the stream handler and the offer guard (its offers would fail)
+                with gr.Column(visible=False) as microphone_box:
+                    microphone = WebRTC(label="Microphone", mode="send", modality="audio", elem_id="microphone",
+                                        rtc_configuration=ice.rtc_configuration,
+                                        track_constraints=MICROPHONE_CONSTRAINTS, button_labels=MICROPHONE_LABELS,
+                                        full_screen=False)
+                    microphone_refused = gr.Button("Microphone refused", elem_id=page_scripts.MICROPHONE_REFUSED_ID)
                 audio = WebRTC(label="Voice", mode="receive", modality="audio", elem_id="avatar-audio",
                                rtc_configuration=ice.rtc_configuration)
                 with gr.Group():
@@ -226,16 +259,20 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
         message.submit(repeat, message, status, api_name=False, queue=False)
         talk_btn.click(talk, [message, answer_with], status, api_name="talk", queue=False)
         interrupt_btn.click(interrupt, None, status, api_name="interrupt", queue=False)
-        close_btn.click(close_session, None, [session_id, status], api_name="close_session")
+        closed = close_btn.click(close_session, None, [session_id, status], api_name="close_session")
+        started.success(lambda: gr.Column(visible=True), None, microphone_box, api_name=False, queue=False)
+        closed.then(lambda: gr.Column(visible=False), None, microphone_box, api_name=False, queue=False)
+        answer_with.change(set_answer_with, answer_with, None, api_name=False, queue=False)
         if capabilities.upstream_sessions:
             leaked_btn.click(close_leaked, operator_token, status, api_name=f"close_leaked_{service.name}_sessions")
         bg_inputs = [remove_bg, bg_kind, bg_color, bg_preset, bg_upload]
         gr.on([remove_bg.change, bg_kind.change, bg_color.change, bg_preset.change, bg_upload.upload],
               set_background, bg_inputs, status, api_name="set_background", trigger_mode="always_last")
 
-        server_ice_follows([video, audio], ice)  # no public STUN unless configured
+        server_ice_follows([video, audio, microphone], ice)  # no public STUN unless configured
         for component in (video, audio):  # a stream slot only for a started session's own browser
             guard_offers(component, controller.may_stream)
+        microphone_of = guard_offers(microphone, controller.may_stream)  # webrtc_id -> its browser
         # both streams start only when start_stream succeeded, and read the same session's clock
         stream_limit = settings.max_sessions * 2
         runtime = lambda: sessions.runtime  # noqa: E731 - set at start-up, used when a stream ends
@@ -245,6 +282,14 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService)
                      outputs=[video], trigger=started.success, concurrency_limit=stream_limit, time_limit=None)
         audio.stream(audio_chunks, inputs=[session_id], outputs=[audio],
                      trigger=started.success, concurrency_limit=stream_limit, time_limit=None)
+        # the microphone's audio goes to the listener of the session of the browser that connected it
+        hearing = MicrophoneHandler(lambda webrtc_id: controller.listener(microphone_of(webrtc_id)),
+                                    peer_closer(microphone, runtime))
+        microphone.stream(hearing, inputs=[microphone], outputs=[microphone],
+                          concurrency_limit=settings.max_sessions, time_limit=None)
+        microphone.start_recording(microphone_on, None, None, api_name=False, queue=False)
+        microphone.stop_recording(microphone_off, None, None, api_name=False, queue=False)
+        microphone_refused.click(microphone_refused_by_browser, None, None, api_name=False, queue=False)
 
         timer = gr.Timer(1.0)
         refreshed = [status, log_version, transcript, chat_version]
@@ -272,6 +317,16 @@ def lifespan(sessions: SessionManager, max_sessions: int) -> Callable[[Any], Any
         yield
 
     return run
+
+
+def warm_up(service: AvatarService, recognizer: Recognizer) -> None:
+    """Start-up's slow loads, in a thread while the server starts: the first visitor waits for none."""
+    service.warm_up()
+    silero_session()
+    # ~1 s and ~280 MB, once for all sessions: the first spoken turn must not wait. When it
+    # fails, the reason is logged, and each spoken turn says voice input is not available.
+    with contextlib.suppress(RecognizerUnavailableError):
+        recognizer.load()
 
 
 def close_everything(sessions: SessionManager, service: AvatarService, reason: str) -> None:
@@ -304,11 +359,12 @@ def main(argv: list[str] | None = None) -> int:
     pin_mmap_threshold()
     forget_finished_events()
     service = service_for(settings)
-    warm = threading.Thread(target=service.warm_up, daemon=True)
+    recognizer = Recognizer(settings.stt_model)
+    warm = threading.Thread(target=warm_up, args=(service, recognizer), daemon=True)
     warm.start()
     ice = IceConfiguration(settings)
     ice.start()
-    demo, controller = build_app(settings, ice, service)
+    demo, controller = build_app(settings, ice, service, recognizer)
     share = args.share or settings.share
     demo.launch(server_name=settings.gradio_server_name, server_port=settings.gradio_server_port,
                 share=share, max_file_size=backgrounds.UPLOAD_MAX_BYTES, prevent_thread_lock=True,
@@ -334,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     log.info("shutting down: closing %d session(s)", len(controller.sessions))
     close_everything(controller.sessions, service, "the server is shutting down")
+    recognizer.close()
     ice.stop()
     demo.close()
     time.sleep(0.2)

@@ -19,6 +19,7 @@ from avatar_core.providers.registry import PROVIDERS
 from avatar_core.server.turn import IceConfiguration
 from avatar_core.settings import Settings
 from avatar_core.talk.llm import NOT_CONFIGURED
+from avatar_core.voice.recognizer import Recognizer
 from tests.support.controllers import started_controller
 from tests.support.fake_avatars import BlankAvatar
 
@@ -132,7 +133,7 @@ def test_upstream_sessions_get_the_clean_up_action_keeping_the_live_ones():
 
 def page(service: AvatarService) -> dict:
     settings = Settings(_env_file=None)
-    demo, _ = build_app(settings, IceConfiguration(settings), service)
+    demo, _ = build_app(settings, IceConfiguration(settings), service, Recognizer())
     return demo.config
 
 

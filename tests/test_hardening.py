@@ -30,6 +30,7 @@ from avatar_core.session.admission import Admission
 from avatar_core.session.controller import MAX_BROWSERS
 from avatar_core.session.status_log import MAX_LINE_CHARS, StatusLog
 from avatar_core.settings import Settings
+from avatar_core.voice.recognizer import Recognizer
 from tests.support.app_process import AppProcess
 from tests.support.controllers import started_controller
 from tests.support.fake_avatars import BlankAvatar
@@ -107,13 +108,13 @@ def test_every_peer_connection_in_the_tree_is_given_its_ice_servers():
 def server_side(settings: Settings) -> tuple[IceConfiguration, list[WebRTC]]:
     ice = IceConfiguration(settings)
     ice.start()
-    demo, _ = build_app(settings, ice, LocalService())
+    demo, _ = build_app(settings, ice, LocalService(), Recognizer())
     return ice, [block for block in demo.blocks.values() if isinstance(block, WebRTC)]
 
 
 def test_the_apps_own_peers_use_only_the_configured_ice_servers_and_follow_renewals():
     ice, components = server_side(Settings(_env_file=None))
-    assert len(components) == 2
+    assert len(components) == 3  # video, audio, microphone
     assert all(c.server_rtc_configuration.iceServers == [] for c in components)  # not aiortc's default STUN
     ice, components = server_side(Settings(_env_file=None, turn_provider="custom",
                                            turn_urls="turn:turn.example.org:3478", turn_username="u",

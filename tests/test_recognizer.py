@@ -9,7 +9,13 @@ import re
 import numpy as np
 import pytest
 
-from avatar_core.voice.recognizer import MAX_WAITING, Recognizer, RecognizerBusyError, looks_degenerate
+from avatar_core.voice.recognizer import (
+    MAX_WAITING,
+    Recognizer,
+    RecognizerBusyError,
+    RecognizerUnavailableError,
+    looks_degenerate,
+)
 from avatar_core.voice.whisper_model import ModelError, load_whisper
 from tests.support.speech_audio import silence, spoken
 
@@ -77,3 +83,22 @@ def test_repeated_phrases_count_as_degenerate():
 def test_a_model_directory_without_a_model_is_refused(tmp_path):
     with pytest.raises(ModelError, match=r"no model\.bin"):
         load_whisper(str(tmp_path), cpu_threads=1)
+
+
+def test_a_recognizer_whose_model_cannot_load_says_why_every_time(tmp_path):
+    recognizer = Recognizer(model_dir=str(tmp_path))
+    try:
+        for _ in range(2):  # the second turn gets the same answer, without trying to load again
+            with pytest.raises(RecognizerUnavailableError, match=r"not available on this server \(STT_MODEL: no "
+                                                                 r"model\.bin"):
+                asyncio.run(recognizer.transcribe(silence(1.0)))
+    finally:
+        recognizer.close()
+
+
+@pytest.mark.parametrize("gain", [0.5, 0.15])
+def test_a_quiet_turn_keeps_its_last_words(recognizer, gain):
+    # measured: without bringing the turn up to a 0.9 peak, Whisper base on the short window
+    # heard "Tell me" (0.5) and "Tell me a" (0.15)
+    audio = np.concatenate([silence(0.3), gain * spoken("Tell me a story.", "heart"), silence(0.5)])
+    assert words(asyncio.run(recognizer.transcribe(audio)).text) == ["tell", "me", "a", "story"]

@@ -38,9 +38,10 @@ def _text(value: object, limit: int) -> str | None:
     return value if isinstance(value, str) and 0 < len(value) <= limit else None
 
 
-def guard_offers(component: WebRTC, may_stream: Callable[[str], bool]) -> None:
+def guard_offers(component: WebRTC, may_stream: Callable[[str], bool]) -> Callable[[str], str | None]:
     """Replace `component`'s `offer` server function with a checked one.
-    `may_stream(browser)`: whether that browser (Gradio session hash) has a started session."""
+    `may_stream(browser)`: whether that browser (Gradio session hash) has a started session.
+    Returns: which browser made a live connection (webrtc_id -> browser, or None)."""
     handle_offer = component.handle_offer
     owner_of: dict[str, str] = {}  # webrtc_id -> browser, for this component's live peers
     candidates: Counter[str] = Counter()  # webrtc_id -> ICE candidates taken
@@ -113,3 +114,4 @@ def guard_offers(component: WebRTC, may_stream: Callable[[str], bool]) -> None:
 
     # Gradio looks server functions up by name on the component
     component.offer = offer
+    return owner_of.get

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field, replace
 
 from ..errors import AvatarError, UserError
 from ..media.backgrounds import BackgroundChoice, BackgroundError, load_upload, parse_color
-from ..providers.base import Choices, parse_quality
+from ..providers.base import MAX_TEXT_CHARS, Choices, parse_quality
 from ..talk.conversation import Conversation, Message
 from ..talk.llm import LLM, NOT_CONFIGURED
 from ..text import shown
+from ..voice.listener import Listener
+from ..voice.recognizer import Recognizer
 from . import inputs
 from .manager import SessionManager
 from .session import AvatarSession, SessionState
@@ -29,6 +31,9 @@ from .status_log import StatusLog
 log = logging.getLogger(__name__)
 BROWSER_FORGET_S = 3600  # a browser with no session and no action for this long is forgotten
 MAX_BROWSERS = 1000  # beyond this, the browsers without an open session seen longest ago are forgotten
+MICROPHONE_HELP = ("The browser did not give the page a microphone. Allow this page to use it (the browser asks, "
+                   "or see the icon in its address bar), check that one is connected, then click the microphone "
+                   "again.")
 OUR_LLM = "llm"  # Talk's "Answers from" value for our LLM; a provider's own is its name
 MAX_PICTURE_BYTES = 64_000_000  # uploaded pictures kept for all browsers (each <= 400 KB as a JPEG)
 NO_SESSION_SIZE = (64, 36)  # a background chosen before New is only checked, at this size
@@ -40,6 +45,7 @@ class Browser:
     session_id: str | None = None
     creating: bool = False  # a New is in progress: a second one must not orphan it
     background: BackgroundChoice = field(default_factory=BackgroundChoice)
+    answer_with: str = OUR_LLM  # "Answers from", for what is said by voice
     last_seen: float = field(default_factory=time.monotonic)
 
 
@@ -50,9 +56,18 @@ class TalkSettings:
     max_history_turns: int
 
 
+@dataclass(frozen=True)
+class VoiceSettings:
+    recognizer: Recognizer  # shared by every session
+    pause_ms: int
+    max_turn_s: float
+
+
 class Controller:
-    def __init__(self, sessions: SessionManager, talk: TalkSettings, operator_token: str | None = None) -> None:
+    def __init__(self, sessions: SessionManager, talk: TalkSettings, operator_token: str | None = None,
+                 voice: VoiceSettings | None = None) -> None:
         self.sessions = sessions
+        self.voice = voice
         self._operator_token = operator_token  # allows closing every upstream session under the key
         self.service = sessions.service
         self.talk_settings = talk
@@ -195,6 +210,85 @@ class Controller:
             await session.interrupt()
         browser.log.add("Interrupted: the avatar stopped speaking.")
 
+    # --- voice input ---------------------------------------------------------------------
+    def set_answer_with(self, key: str, answer_with: object) -> None:
+        """The page's "Answers from", kept for what is said by voice."""
+        browser = self.browser(key)
+        with self._reported(browser, "Answers from"):
+            value = inputs.choice(answer_with, "The choice of LLM") or OUR_LLM
+            if value != OUR_LLM and (value != self.service.name or not self.service.capabilities.own_llm):
+                raise UserError(f"Unknown choice of LLM {shown(value)}: this avatar answers with "
+                                f"{self._llm_names()}.")
+        browser.answer_with = value
+
+    def listener(self, key: str | None) -> Listener | None:
+        """The listener of this browser's started session (made on first use), for its microphone."""
+        browser = self._browsers.get(key) if key is not None else None
+        session = self.sessions.get(browser.session_id) if browser is not None else None
+        if self.voice is None or session is None or session.state not in (SessionState.CONNECTING, SessionState.LIVE):
+            return None
+        if session.listener is None:
+            session.listener = Listener(VoiceOfBrowser(self, key or "", session), self.voice.recognizer,
+                                        self.voice.pause_ms, self.voice.max_turn_s)
+        return session.listener
+
+    def microphone_on(self, key: str) -> None:
+        """The page's microphone button was clicked on."""
+        browser = self.browser(key)
+        listener = self.listener(key)
+        if self.voice is None:
+            browser.log.add("Voice input is not available on this server.")
+        elif listener is None:
+            browser.log.add("The microphone works once the stream is started: click New, then Start, then "
+                            "the microphone.")
+        else:
+            browser.log.add("Connecting your microphone... (allow the page to use it if the browser asks)")
+            listener.expect_microphone()
+
+    def microphone_refused(self, key: str) -> None:
+        """The browser would not give the page a microphone (permission refused, or none)."""
+        self.browser(key).log.add(MICROPHONE_HELP)
+
+    def microphone_off(self, key: str) -> None:
+        listener = self.listener(key)
+        if listener is not None:
+            listener.microphone_switched_off()
+
+    async def said(self, key: str, session: AvatarSession, text: str) -> None:
+        """A spoken turn's words: answered as Talk is (per "Answers from"), or, with no LLM
+        set up, repeated. The avatar still answering an earlier turn stops first."""
+        browser = self._browsers.get(key)
+        if browser is None or browser.session_id != session.id or session.state is SessionState.CLOSED:
+            return  # the page or its session went away meanwhile
+        text = text[:MAX_TEXT_CHARS]
+        answered = browser.answer_with != OUR_LLM or self.talk_settings.llm is not None
+        browser.log.add(f"Heard: \u201c{text}\u201d" + ("" if answered else
+                        " (no LLM is set up, so the avatar says it back)"))
+        try:
+            if session.avatar_busy_s() is not None:
+                with self._reported(browser, "Interrupt"):
+                    await session.interrupt()
+            if answered:
+                await self.talk(key, text, browser.answer_with)
+                return
+            with self._reported(browser, "Repeat"):
+                await session.speak(text)
+            session.conversation.repeated(text)
+        except AvatarError:
+            pass  # its line is in the status log already
+
+    async def barge_in(self, key: str, session: AvatarSession) -> None:
+        """The person started speaking over the avatar: it stops, as with Interrupt."""
+        browser = self._browsers.get(key)
+        if browser is None or session.state is SessionState.CLOSED:
+            return
+        try:
+            with self._reported(browser, "Interrupt"):
+                await session.interrupt()
+        except AvatarError:
+            return
+        browser.log.add("You started speaking: the avatar stopped to listen.")
+
     def transcript(self, key: str, seen_version: int | None = None) -> tuple[int, list[Message] | None]:
         """(version, messages); messages is None when `seen_version` is already current."""
         session = self.sessions.get(self.browser(key).session_id)
@@ -309,3 +403,24 @@ class Controller:
     def status(self, key: str) -> tuple[int, str]:
         browser = self.browser(key)
         return browser.log.version, browser.log.text()
+
+
+@dataclass
+class VoiceOfBrowser:
+    """A listener's host: what one browser's voice does to its session, through the controller."""
+
+    controller: Controller
+    key: str
+    session: AvatarSession
+
+    def note(self, line: str) -> None:
+        self.session.log.add(line)
+
+    def avatar_busy_s(self) -> float | None:
+        return self.session.avatar_busy_s()
+
+    async def barge_in(self) -> None:
+        await self.controller.barge_in(self.key, self.session)
+
+    async def heard(self, text: str, seconds: float) -> None:
+        await self.controller.said(self.key, self.session, text)

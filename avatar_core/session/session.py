@@ -32,12 +32,14 @@ from ..providers.base import MAX_TEXT_CHARS, Avatar
 from ..talk.conversation import Conversation
 from ..talk.llm import LLM
 from ..tasks import TaskOwner
+from ..voice.listener import Listener
 from .status_log import StatusLog
 
 log = logging.getLogger(__name__)
 CONNECT_WAIT_S = 8.0  # Repeat/Talk right after Start wait this long for the stream
 CONNECT_HELP_S = 8.0  # a stream not connected by then gets connection help in the log
 SAY_RETRY_S = 0.1  # Talk's next sentence, while the avatar's queue is full
+SPEAKING_GAP_S = 1.0  # speech with shorter gaps (between sentences) is one stretch of speaking
 
 
 class SessionState(StrEnum):
@@ -69,6 +71,10 @@ class AvatarSession:
         self._viewers = {"video": 0, "audio": 0}
         self._live = asyncio.Event()
         self._closing: asyncio.Task[None] | None = None
+        self._speaking = False
+        self._stretch_began = 0.0  # when the avatar's current stretch of speaking began
+        self._quiet_since = float("-inf")
+        self.listener: Listener | None = None  # voice input, once a microphone connects
         events.listen(self._on_event)
 
     # --- derived state -------------------------------------------------------------------
@@ -87,6 +93,13 @@ class AvatarSession:
     @property
     def answering(self) -> bool:
         return self._reply is not None and not self._reply.done()
+
+    def avatar_busy_s(self) -> float | None:
+        """How long the avatar has been speaking (short gaps included); inf while it is
+        answering but not speaking; None when it is quiet (voice input's barge-in)."""
+        if self._speaking:
+            return time.monotonic() - self._stretch_began
+        return float("inf") if self.answering else None
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()
@@ -190,6 +203,7 @@ class AvatarSession:
     def _on_event(self, event: SessionEvent) -> None:
         match event:
             case SpeakingChanged(speaking=speaking):
+                self._speaking_changed(speaking)
                 self.log.add("Avatar started speaking." if speaking else "Avatar finished speaking.")
             case UpstreamMessage(text=text):
                 self.log.add(text)
@@ -200,6 +214,14 @@ class AvatarSession:
             case MediaFailed(error=error) if self._closing is None:
                 self.log.add(f"The stream stopped because of {describe(error)}. Click New to begin again.")
                 self._begin_close("media failure")
+
+    def _speaking_changed(self, speaking: bool) -> None:
+        now = time.monotonic()
+        if speaking and now - self._quiet_since > SPEAKING_GAP_S:
+            self._stretch_began = now  # a new stretch; after a short gap, the old one goes on
+        if not speaking:
+            self._quiet_since = now
+        self._speaking = speaking
 
     def _viewer_changed(self, kind: ViewerKind, attached: bool) -> None:
         self._viewers[kind] = max(0, self._viewers[kind] + (1 if attached else -1))
@@ -220,6 +242,8 @@ class AvatarSession:
 
     async def _teardown(self, reason: str) -> None:
         try:
+            if self.listener is not None:  # nothing more is heard or acted on
+                await self.listener.close()
             await self._tasks.cancel_all()  # the reply being spoken, the connection help
             await asyncio.to_thread(self.clock.stop)  # joins the clock thread: not on the loop
             try:

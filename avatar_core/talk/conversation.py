@@ -49,6 +49,11 @@ class Conversation:
             self._remember(self._native_question, text)
             self._native_question = None
 
+    def repeated(self, text: str) -> None:
+        """Heard by voice with no LLM set up: the avatar said the same words back."""
+        self._show("user", text)
+        self._show("assistant", text)
+
     async def talk(self, llm: LLM, text: str, say: Callable[[str], Awaitable[None]]) -> str:
         """Ask, and say each sentence as it completes. Returns what was said."""
         recent = self.history[-2 * self._max_turns :] if self._max_turns else []

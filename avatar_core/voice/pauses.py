@@ -60,38 +60,57 @@ class TurnStarted:
 
 
 @dataclass(frozen=True)
+class Pausing:
+    """`speculate_ms` of quiet in a turn: it may be ending, so its words can be recognised
+    now, while the pause goes on (the same audio as TurnEnded's, less the rest of the pause)."""
+
+    audio: np.ndarray
+
+
+@dataclass(frozen=True)
 class TurnEnded:
     audio: np.ndarray  # the turn at 16 kHz, from a little before its first speech
     started_at_s: float
     cut: bool  # max_turn_s reached while speech went on
 
 
-TurnEvent = TurnStarted | TurnEnded
+TurnEvent = TurnStarted | Pausing | TurnEnded
+CLEAR_SPEECH = 0.8  # a frame this likely speech is clearly speech (barge-in's test)
 
 
 class PauseDetector:
     def __init__(self, pause_ms: int, max_turn_s: float, threshold: float = 0.5, end_threshold: float = 0.35,
-                 min_speech_ms: int = 160, pre_roll_ms: int = 200) -> None:
+                 min_speech_ms: int = 160, pre_roll_ms: int = 200, speculate_ms: int | None = None) -> None:
         """A turn starts once `min_speech_ms` of frames in a row are at least `threshold`
         likely speech, and ends after `pause_ms` below `end_threshold` (hysteresis: the
-        tails of words stay in)."""
+        tails of words stay in). With `speculate_ms`, each quiet stretch in a turn that
+        lasts that long gives a Pausing event."""
         self._probability = SpeechProbability()
         self._pause_frames = max(1, round(pause_ms / 1000 / FRAME_S))
         self._max_frames = max(1, round(max_turn_s / FRAME_S))
         self._min_frames = max(1, round(min_speech_ms / 1000 / FRAME_S))
+        speculate = None if speculate_ms is None else min(self._pause_frames - 1, round(speculate_ms / 1000 / FRAME_S))
+        self._speculate_frames = speculate if speculate and speculate > 0 else None  # 0 would fire on speech
         self._threshold, self._end_threshold = threshold, end_threshold
-        self._pre_roll: deque[np.ndarray] = deque(maxlen=max(1, round(pre_roll_ms / 1000 / FRAME_S)))
+        # the run of speech that starts a turn, and `pre_roll_ms` before it (a soft first word, "What")
+        self._pre_roll: deque[np.ndarray] = deque(maxlen=self._min_frames + round(pre_roll_ms / 1000 / FRAME_S))
         self._pending = np.zeros(0, np.float32)  # less than a frame, waiting for the rest
         self._frames_seen = 0
         self._speech_run = 0
         self._turn: list[np.ndarray] | None = None
         self._turn_started_at = 0.0
         self._quiet_run = 0
+        self._clear_frames = 0  # frames of the turn that are clearly speech
         self.last_probability = 0.0
 
     @property
     def in_turn(self) -> bool:
         return self._turn is not None
+
+    @property
+    def clear_speech_s(self) -> float:
+        """Seconds of the turn in progress that are clearly speech (at least CLEAR_SPEECH)."""
+        return self._clear_frames * FRAME_S if self._turn is not None else 0.0
 
     def feed(self, audio: np.ndarray) -> list[TurnEvent]:
         """Microphone audio (16 kHz mono float, any length); the turn events it completes."""
@@ -116,9 +135,13 @@ class PauseDetector:
             self._pre_roll.clear()
             self._turn_started_at = at_s - (self._min_frames - 1) * FRAME_S
             self._quiet_run = 0
+            self._clear_frames = int(p >= CLEAR_SPEECH)
             return [TurnStarted(self._turn_started_at)]
         self._turn.append(frame)
         self._quiet_run = self._quiet_run + 1 if p < self._end_threshold else 0
+        self._clear_frames += int(p >= CLEAR_SPEECH)
+        if self._quiet_run == self._speculate_frames:
+            return [Pausing(np.concatenate(self._turn))]
         if self._quiet_run >= self._pause_frames:
             return [self._end(cut=False)]
         if len(self._turn) >= self._max_frames:
@@ -133,7 +156,7 @@ class PauseDetector:
 
     def reset(self) -> None:
         """Forget the turn in progress (the microphone was switched off)."""
-        self._turn, self._speech_run, self._quiet_run = None, 0, 0
+        self._turn, self._speech_run, self._quiet_run, self._clear_frames = None, 0, 0, 0
         self._pending = np.zeros(0, np.float32)
         self._pre_roll.clear()
         self._probability.reset()

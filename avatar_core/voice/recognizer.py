@@ -29,19 +29,25 @@ import numpy as np
 
 from ..errors import ProviderError
 from .pauses import SAMPLE_RATE
-from .whisper_model import load_whisper
+from .whisper_model import ModelError, load_whisper
 
 log = logging.getLogger(__name__)
 MAX_WAITING = 3  # turns queued behind the one being recognised; beyond it: busy
 MIN_WINDOW_S, MAX_WINDOW_S = 10, 30
 BEAM = 5
 NO_SPEECH = 0.5  # measured: our voices' turns 0.01-0.10; silence, noise, a chord 0.60-0.76
+PEAK = 0.9  # turns are brought up to this peak: quiet ones lose their last word ("Tell me a [story]")
+MAX_GAIN = 20.0  # a turn that needs more is mostly noise: left as it is
 DEGENERATE_RATIO = 2.4  # Whisper's own: text this compressible is a loop ("Stop. Stop. Stop...")
 
 
 class RecognizerBusyError(ProviderError):
     def __str__(self) -> str:
         return "Speech recognition is busy with other visitors' turns; say it again in a moment."
+
+
+class RecognizerUnavailableError(ProviderError):
+    """The model could not be loaded (a bad STT_MODEL, a damaged install): said once per turn."""
 
 
 @dataclass(frozen=True)
@@ -61,22 +67,36 @@ class Recognizer:
         self._tokenizer: Any = None
         self._prompt: list[int] = []
         self._loading = threading.Lock()
+        self._failed: str | None = None  # why the model could not be loaded
         self._waiting = 0  # turns submitted and not finished (on the event loop only)
         self._capacity = workers + MAX_WAITING
 
     def load(self) -> None:
-        """Load the model if it is not loaded (any thread)."""
+        """Load the model if it is not loaded (any thread); RecognizerUnavailableError says why not."""
         with self._loading:
+            if self._failed is not None:
+                raise RecognizerUnavailableError(self._failed)
             if self._model is None:
-                from faster_whisper.tokenizer import Tokenizer
+                try:
+                    self._load()
+                except Exception as exc:  # the model files, CTranslate2: either way voice input is off
+                    log.error("speech recognition is off: the model could not be loaded (%s: %s)",
+                              type(exc).__name__, exc)
+                    detail = str(exc) if isinstance(exc, ModelError) else type(exc).__name__
+                    self._failed = f"Speech recognition is not available on this server ({detail})."
+                    raise RecognizerUnavailableError(self._failed) from None
 
-                began = time.monotonic()
-                model = load_whisper(self._model_dir, self._cpu_threads)
-                self._tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe",
-                                            language="en")
-                self._prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
-                self._model = model
-                log.info("speech recognition model loaded in %.2f s", time.monotonic() - began)
+    def _load(self) -> None:
+        from faster_whisper.tokenizer import Tokenizer
+
+        began = time.monotonic()
+        model = load_whisper(self._model_dir, self._cpu_threads)
+        self._tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe",
+                                    language="en")
+        self._prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
+        self._model = model
+        self._short_window(np.zeros(SAMPLE_RATE, np.float32), 1.0)  # the first run is ~4x slower: not a visitor's
+        log.info("speech recognition model loaded in %.2f s", time.monotonic() - began)
 
     async def transcribe(self, audio: np.ndarray) -> Heard:
         """The words in `audio` (16 kHz mono float); RecognizerBusyError when the queue is full."""
@@ -91,7 +111,7 @@ class Recognizer:
     def _transcribe(self, audio: np.ndarray) -> Heard:
         self.load()
         began = time.monotonic()
-        audio = np.asarray(audio, np.float32)
+        audio = louder(np.asarray(audio, np.float32))
         seconds = audio.size / SAMPLE_RATE
         if seconds >= MAX_WINDOW_S - 1:
             text = self._whole(audio)
@@ -130,3 +150,12 @@ def looks_degenerate(text: str) -> bool:
     """Whisper's loop check: text that compresses this well is a phrase repeated."""
     data = text.encode()
     return len(data) / len(zlib.compress(data)) > DEGENERATE_RATIO
+
+
+def louder(audio: np.ndarray) -> np.ndarray:
+    """`audio` scaled up to PEAK (microphones and their gain control vary; Whisper base drops
+    words of a turn that peaks at 0.6 and gets them all at 0.9)."""
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    if peak <= 0 or peak >= PEAK or PEAK / peak > MAX_GAIN:
+        return audio
+    return audio * (PEAK / peak)

@@ -27,12 +27,21 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: 
 from tests.support.log_lines import holds, session_created  # noqa: E402
 
 
-def launched() -> Iterator[Browser]:
+def launched(extra_args: tuple[str, ...] = ()) -> Iterator[Browser]:
     """Chromium for one test module (the `browser` fixture in conftest.py)."""
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args])
         yield browser
         browser.close()
+
+
+def fake_microphone(wav: str | None) -> tuple[str, ...]:
+    """Arguments for a Chromium whose microphone plays `wav` in a loop, allowed at once;
+    with None, one whose page is refused the microphone."""
+    if wav is None:
+        return ("--use-fake-device-for-media-stream", "--deny-permission-prompts")
+    return ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}")
 
 
 def media_progress(page: Page, selector: str) -> dict:

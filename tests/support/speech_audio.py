@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 import av
@@ -28,3 +29,13 @@ def spoken(text: str, voice_id: str = "heart", rate: int = 16_000) -> np.ndarray
 
 def silence(seconds: float, rate: int = 16_000) -> np.ndarray:
     return np.zeros(round(seconds * rate), np.float32)
+
+
+def word_error_rate(reference: str, heard: str) -> float:
+    """Words substituted, dropped or added, per word of `reference` (case and punctuation ignored)."""
+    import jiwer
+
+    def plain(text: str) -> str:
+        return " ".join(re.sub(r"[^a-z0-9' ]", " ", text.lower()).split())
+
+    return float(jiwer.wer(plain(reference), plain(heard) or "<nothing>"))

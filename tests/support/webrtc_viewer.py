@@ -9,18 +9,19 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-import uuid
 from dataclasses import dataclass, field
 
 import httpx
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from avatar_core.providers.local.face import QUALITY_SIZES, face_sprites
 from tests.support.log_lines import holds
+from tests.support.microphone import MicrophoneTrack, connect_microphone
+from tests.support.offers import offer_to, page_peer
 
 
 @dataclass
@@ -128,32 +129,22 @@ class Viewer:
         await asyncio.gather(self._connect("avatar-video", "video", timeout),
                              self._connect("avatar-audio", "audio", timeout))
 
-    async def _connect(self, elem_id: str, kind: str, timeout: float) -> None:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # loopback only: no public STUN
+    async def microphone(self) -> MicrophoneTrack:
+        """Switch the page's microphone on: a track that says what it is given, in real time."""
+        pc, track = await connect_microphone(self.url, self._ids["microphone"], self.api.session_hash)
         self.pcs.append(pc)
-        pc.addTransceiver(kind, direction="recvonly")
-        pc.createDataChannel("text")
-        connected = asyncio.Event()
+        return track
 
-        @pc.on("connectionstatechange")
-        def _() -> None:
-            if pc.connectionState == "connected":
-                connected.set()
+    async def _connect(self, elem_id: str, kind: str, timeout: float) -> None:
+        pc, connected = page_peer(kind, "recvonly")
+        self.pcs.append(pc)
 
         @pc.on("track")
         def _(track) -> None:
             sink = self.video if kind == "video" else self.audio
             self._tasks.append(asyncio.ensure_future(self._read(track, sink, kind)))
 
-        await pc.setLocalDescription(await pc.createOffer())
-        webrtc_id = uuid.uuid4().hex[:12]
-        body = {"component_id": self._ids[elem_id], "fn_name": "offer", "session_hash": self.api.session_hash,
-                "data": {"sdp": pc.localDescription.sdp, "type": "offer", "webrtc_id": webrtc_id}}
-        async with httpx.AsyncClient() as http:
-            answer = (await http.post(self.url + "/gradio_api/component_server/", json=body, timeout=30)).json()
-        if "sdp" not in answer:
-            raise RuntimeError(f"offer refused: {answer}")
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
+        webrtc_id = await offer_to(self.url, self._ids[elem_id], self.api.session_hash, pc)
         await asyncio.wait_for(connected.wait(), timeout)
         # the component's "tick" (fired by the page once connected) binds the stream's inputs
         await asyncio.to_thread(self.api.predict, webrtc_id, fn_index=self._tick[self._ids[elem_id]])
