@@ -104,6 +104,29 @@ def test_a_provider_with_its_own_llm_answers_into_the_transcript_through_events(
     asyncio.run(body())
 
 
+def test_answers_from_applies_to_what_is_said_by_voice_as_to_text():
+    async def body():
+        c = started_controller(service=EchoService())
+        try:
+            session = await live(c, "b")
+            c.set_answer_with("b", "echo")
+            await c.said("b", session, "What is this?")  # a spoken turn's words, as the listener hands them over
+            await asyncio.sleep(0.01)
+            assert c.transcript("b")[1][-2:] == [{"role": "user", "content": "What is this?"},
+                                                 {"role": "assistant", "content": "You asked: What is this?"}]
+            c.set_answer_with("b", "llm")  # ours, not set up here: the words are said back
+            await c.said("b", session, "And now?")
+            assert c.transcript("b")[1][-2:] == [{"role": "user", "content": "And now?"},
+                                                 {"role": "assistant", "content": "And now?"}]
+            assert "(no LLM is set up, so the avatar says it back)" in c.status("b")[1]
+            with pytest.raises(UserError, match="Unknown choice of LLM 'local'"):
+                c.set_answer_with("b", "local")
+        finally:
+            await c.sessions.close_all("test over")
+
+    asyncio.run(body())
+
+
 def test_upstream_sessions_get_the_clean_up_action_keeping_the_live_ones():
     async def body():
         service = EchoService()

@@ -26,6 +26,7 @@ QUESTION = "What is the capital of France?"
 LONG_SPEECH = ("This is a long story about a lighthouse keeper who lived alone on a rocky island, far from "
                "the mainland, and who kept a diary of every ship that passed.")
 CHUNK = 320  # 20 ms at 16 kHz, as the microphone handler gets it
+MICROPHONE_CONNECT_S = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +41,12 @@ def words(text: str) -> list[str]:
     return re.sub(r"[^a-z0-9' ]", " ", text.lower()).split()
 
 
-def run(body, recognizer: Recognizer, llm_url: str | None = None, max_turn_s: float = 15.0):
+def run(body, recognizer: Recognizer, llm_url: str | None = None, max_turn_s: float = 15.0, attach: bool = True):
     async def main():
         llm = LLM("test-key", llm_url, "stub-model", 10.0, max_tokens=200) if llm_url else None
         c = started_controller(talk=TalkSettings(llm, "Be brief.", 5),
-                               voice=VoiceSettings(recognizer, pause_ms=500, max_turn_s=max_turn_s))
+                               voice=VoiceSettings(recognizer, pause_ms=500, max_turn_s=max_turn_s,
+                                                   microphone_connect_s=MICROPHONE_CONNECT_S))
         await c.new_session(ME, "ava", "heart", "low")
         await c.start(ME)
         session = c.sessions.get(c.browser(ME).session_id)
@@ -52,7 +54,8 @@ def run(body, recognizer: Recognizer, llm_url: str | None = None, max_turn_s: fl
         session.events.emit(ViewerChanged("audio", attached=True))
         await until(lambda: c.may_stream(ME) and session.state == "live")
         listener = c.listener(ME)
-        listener.attach(MIC)
+        if attach:
+            listener.attach(MIC)
         try:
             return await body(c, session, listener)
         finally:
@@ -194,16 +197,48 @@ def test_a_turn_longer_than_the_limit_is_cut_and_recognised(recognizer):
     run(body, recognizer, max_turn_s=3.0)
 
 
-def test_a_new_microphone_replaces_the_old_and_closing_the_session_stops_listening(recognizer):
+def test_a_new_microphone_replaces_the_old_and_closing_the_session_hangs_it_up(recognizer):
     async def body(c, session, listener):
-        listener.attach("mic-2")
+        hung_up = []
+        listener.attach("mic-2", hang_up=lambda: hung_up.append("mic-2"))
         assert not await listener.hear(MIC, silence(0.1))  # the old connection is told to end
         assert await listener.hear("mic-2", silence(0.1))
         listener.detach("mic-2")
         assert "Microphone off: not listening." in log_of(c)
-        listener.attach("mic-3")
+        listener.attach("mic-3", hang_up=lambda: hung_up.append("mic-3"))
+        listener.attach("mic-4", hang_up=lambda: hung_up.append("mic-4"))
+        assert hung_up == ["mic-3"]  # replaced: its connection ends even if it never sends again
         await c.close(ME)
-        assert not await listener.hear("mic-3", silence(0.1))
+        assert hung_up == ["mic-3", "mic-4"]  # a silent microphone does not outlive its session
+        assert not await listener.hear("mic-4", silence(0.1))
         assert c.listener(ME) is None  # no listener for a closed session
 
     run(body, recognizer)
+
+
+def test_a_microphone_switched_on_whose_audio_never_comes_gets_a_line(recognizer):
+    async def body(c, session, listener):
+        c.microphone_on(ME)
+        assert "Connecting your microphone" in log_of(c)
+        assert await until(lambda: "The microphone did not connect within" in log_of(c), 3)
+        c.microphone_on(ME)  # on again, and this time it connects (and is switched off) in time: no line
+        listener.attach(MIC)
+        listener.detach(MIC)
+        await asyncio.sleep(2 * MICROPHONE_CONNECT_S)
+        assert log_of(c).count("The microphone did not connect within") == 1
+
+    run(body, recognizer, attach=False)
+
+
+def test_the_microphone_before_start_says_what_to_do(recognizer):
+    async def main():
+        c = started_controller(voice=VoiceSettings(recognizer, pause_ms=500, max_turn_s=15))
+        try:
+            await c.new_session(ME, "ava", "heart", "low")
+            c.microphone_on(ME)
+            assert "The microphone works once the stream is started: click New, then Start" in log_of(c)
+            assert c.listener(ME) is None
+        finally:
+            await c.sessions.close_all("test over")
+
+    asyncio.run(main())

@@ -2,10 +2,18 @@
 version of Gradio or fastrtc. When a pin moves, this fails: check each workaround
 against the new version, drop the ones it no longer needs, then update WORKS_AROUND."""
 
+import asyncio
 from importlib.metadata import version
 from pathlib import Path
 
+import gradio as gr
+from aiortc import RTCSessionDescription
+from fastrtc import WebRTC
+
 from avatar_core.server.workarounds import WORKS_AROUND, StableVideoHandler
+from avatar_core.voice.microphone import MicrophoneHandler
+from tests.support.microphone import MicrophoneTrack
+from tests.support.offers import page_peer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,3 +37,34 @@ def test_the_video_handler_keeps_its_first_callable():
     for _ in range(2000):  # what fastrtc 0.0.34 does on every offer
         handler.callable = lambda *a, inner=handler.callable: inner(*a)
     assert handler.callable is frames and handler.fps == 25
+
+
+def test_a_microphone_stream_that_fastrtc_cleans_up_stops_with_everything_it_holds():
+    """A replaced microphone peer gives its slot back through fastrtc's clean_up (offers.py),
+    as does fastrtc's own 30 s connection timeout; without end_send_stream its loops (and
+    the handler, and the listener it holds) would live on."""
+
+    async def body() -> None:
+        with gr.Blocks():
+            microphone = WebRTC(mode="send", modality="audio", server_rtc_configuration={"iceServers": []})
+            microphone.stream(MicrophoneHandler(lambda webrtc_id: None, lambda webrtc_id: None), inputs=[microphone],
+                              outputs=[microphone], concurrency_limit=10, time_limit=None)
+        before = asyncio.all_tasks()
+        for n in range(3):
+            pc, connected = page_peer(MicrophoneTrack(), "sendonly")
+            await pc.setLocalDescription(await pc.createOffer())
+            offer = {"sdp": pc.localDescription.sdp, "type": "offer", "webrtc_id": f"mic{n}"}
+            answer = await microphone.handle_offer(offer, microphone.set_additional_outputs(f"mic{n}"))
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
+            await asyncio.wait_for(connected.wait(), 10)
+            await asyncio.sleep(0.5)  # audio flows: its stream's loops run
+            server_side = microphone.pcs[f"mic{n}"]
+            microphone.clean_up(f"mic{n}")  # the slot given back, then the peer closed (offers.py's order)
+            await server_side.close()
+            await pc.close()
+        await asyncio.sleep(2.5)  # a stopped stream's loops end within a second
+        left = [getattr(task.get_coro(), "__qualname__", "") for task in asyncio.all_tasks() - before]
+        stream = {"player_worker_decode", "AudioCallback.process_input_frames", "AudioCallback.start"}
+        assert not [name for name in left if name in stream], left
+
+    asyncio.run(body())

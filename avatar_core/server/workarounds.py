@@ -24,6 +24,15 @@ is checked again (and removed when the new version no longer needs it).
    was not uploaded) with `{"error": null}` unless show_error is on, which would also
    send any exception's text: errors_say_what_went_wrong gives those one generic line,
    and cuts an error message that quotes a caller's huge value.
+10. fastrtc 0.0.34 never stops a send-mode stream (the microphone) that it cleans up without
+   its connection failing first (a replaced peer, its own 30 s connection timeout): the
+   stream's loops, and the handler with what it holds, would live for good
+   (end_send_stream).
+11. Gradio 5.50.0 keeps a component updated for one browser (gr.update of its props) as a
+   copy for that browser, and serves that browser's server calls from the copy, which
+   lacks what was set on the original after construction (fastrtc's stream handler, the
+   offer guard): a WebRTC component must never be updated; app.py shows the column around
+   the microphone instead.
 
 ## 1. Letting Gradio 5's queue forget events it has finished
 
@@ -54,6 +63,7 @@ import gradio
 import gradio.queueing
 import gradio.utils
 from fastrtc import VideoStreamHandler, WebRTC
+from fastrtc.tracks import StreamHandlerBase
 from gradio.queueing import Queue
 
 from .runtime import Runtime
@@ -104,6 +114,17 @@ class StableVideoHandler(VideoStreamHandler):
         if name == "callable" and "callable" in self.__dict__:
             return
         super().__setattr__(name, value)
+
+
+def end_send_stream(handler: StreamHandlerBase) -> None:
+    """End the fastrtc stream feeding `handler` (a send-mode copy): its receiving and sending
+    loops stop, and a start still waiting for the data channel goes on and finds it stopped.
+    fastrtc 0.0.34's AudioCallback hands the handler its own bound `clear_queue`, the one
+    way from a handler back to its stream."""
+    stream = getattr(getattr(handler, "_clear_queue", None), "__self__", None)
+    if stream is not None:
+        stream.stop()
+    handler.channel_set.set()
 
 
 def peer_closer(component: WebRTC, runtime: Callable[[], Runtime]) -> PeerCloser:

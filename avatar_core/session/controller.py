@@ -21,7 +21,7 @@ from ..providers.base import MAX_TEXT_CHARS, Choices, parse_quality
 from ..talk.conversation import Conversation, Message
 from ..talk.llm import LLM, NOT_CONFIGURED
 from ..text import shown
-from ..voice.listener import Listener
+from ..voice.listener import MICROPHONE_CONNECT_S, Listener
 from ..voice.recognizer import Recognizer
 from . import inputs
 from .manager import SessionManager
@@ -61,6 +61,7 @@ class VoiceSettings:
     recognizer: Recognizer  # shared by every session
     pause_ms: int
     max_turn_s: float
+    microphone_connect_s: float = MICROPHONE_CONNECT_S  # switched on, its audio should arrive by then
 
 
 class Controller:
@@ -229,7 +230,7 @@ class Controller:
             return None
         if session.listener is None:
             session.listener = Listener(VoiceOfBrowser(self, key or "", session), self.voice.recognizer,
-                                        self.voice.pause_ms, self.voice.max_turn_s)
+                                        self.voice.pause_ms, self.voice.max_turn_s, self.voice.microphone_connect_s)
         return session.listener
 
     def microphone_on(self, key: str) -> None:

@@ -11,11 +11,17 @@ Latency: recognition is started speculatively once a pause in a turn has lasted
 are ready (or nearly) the moment the turn ends. When speech resumes instead, the guess is
 dropped.
 
+Barge-in: BARGE_IN_SPEECH_S of likely speech while the avatar talks stops it, before the
+turn itself is certain (a turn needs 160 ms): people expect it to stop as they start.
+
 Echo: the browser's echo cancellation removes most of the avatar's own voice, but it
 needs a moment to adapt when the avatar starts speaking. For GRACE_S after that, sound
 interrupts the avatar only once it has been clearly speech for CLEAR_SPEECH_S; a turn that
 began while the avatar spoke and did not interrupt it is dropped (it was most likely the
 avatar, heard back).
+
+What is heard is acted on one turn at a time, the newest winning: a turn's words arriving
+while an earlier one is still being answered end that answer first.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,8 +42,9 @@ from .pauses import SAMPLE_RATE, PauseDetector, Pausing, TurnEnded, TurnStarted
 from .recognizer import Heard, Recognizer
 
 log = logging.getLogger(__name__)
-BATCH_S = 0.096  # microphone audio handed to the detector at a time (three of its frames)
+BATCH_S = 0.032  # microphone audio handed to the detector at a time (one of its frames: barge-in waits less)
 SPECULATE_BEFORE_END_MS = 300  # a little more than recognition takes
+BARGE_IN_SPEECH_S = 0.096  # likely speech in a row that stops the talking avatar (past the grace)
 GRACE_S = 0.6  # after the avatar starts speaking, only clear speech interrupts it...
 CLEAR_SPEECH_S = 0.3  # ...this much of it
 MAX_TURNS_WAITING = 2  # turns waiting for recognition; an older one is dropped beyond it
@@ -77,12 +85,15 @@ class _Ended:
 
 
 class Listener:
-    def __init__(self, host: ListenerHost, recognizer: Recognizer, pause_ms: int, max_turn_s: float) -> None:
+    def __init__(self, host: ListenerHost, recognizer: Recognizer, pause_ms: int, max_turn_s: float,
+                 microphone_connect_s: float = MICROPHONE_CONNECT_S) -> None:
         self._host = host
+        self._microphone_connect_s = microphone_connect_s
         self._recognizer = recognizer
         self._pause_ms, self._max_turn_s = pause_ms, max_turn_s
         self._tasks = TaskOwner("listener")
         self._microphone: str | None = None  # the connection heard now
+        self._hang_up: Callable[[], None] | None = None  # ends that connection
         self._detector = self._new_detector()
         self._pending: list[np.ndarray] = []  # microphone audio not yet given to the detector
         self._pending_samples = 0
@@ -90,6 +101,8 @@ class Listener:
         self._guess: asyncio.Task[Heard | None] | None = None
         self._ended: deque[_Ended] = deque()
         self._recognising: asyncio.Task[None] | None = None
+        self._acting: asyncio.Task[None] | None = None  # the newest turn's words being acted on
+        self._barged = False  # the avatar was stopped by speech that has not become a turn yet
         self._connect_timer: asyncio.Task[None] | None = None
         self.closed = False
 
@@ -97,13 +110,10 @@ class Listener:
         return PauseDetector(self._pause_ms, self._max_turn_s,
                              speculate_ms=max(self._pause_ms - SPECULATE_BEFORE_END_MS, 100))
 
-    @property
-    def microphone(self) -> str | None:
-        return self._microphone
-
     # --- microphone connections -------------------------------------------------------------
     def expect_microphone(self) -> None:
-        """The page switched the microphone on: say so if no audio comes (refused, no device)."""
+        """The page switched the microphone on: say so if its audio never comes (a connection
+        that fails; a refused microphone is reported by the page itself)."""
         if self._microphone is None and not self.closed:
             self._cancel(self._connect_timer)
             self._connect_timer = self._tasks.spawn(self._microphone_did_not_connect(), "microphone-connect")
@@ -112,19 +122,22 @@ class Listener:
         self._cancel(self._connect_timer)
 
     async def _microphone_did_not_connect(self) -> None:
-        await asyncio.sleep(MICROPHONE_CONNECT_S)
+        await asyncio.sleep(self._microphone_connect_s)
         if self._microphone is None:
-            self._host.note(f"The microphone did not connect within {MICROPHONE_CONNECT_S:.0f} s (its audio "
+            self._host.note(f"The microphone did not connect within {self._microphone_connect_s:.0f} s (its audio "
                             "never arrived). Stop it and click it again; if that fails too, the network between "
                             "your browser and this server blocks it (see the README's TURN settings).")
 
-    def attach(self, microphone: str) -> None:
-        """A microphone connection's audio starts arriving; it replaces any other."""
+    def attach(self, microphone: str, hang_up: Callable[[], None] | None = None) -> None:
+        """A microphone connection's audio starts arriving; it replaces any other (which is
+        hung up). `hang_up` ends this one (when the session closes, or another replaces it)."""
         if self.closed or microphone == self._microphone:
             return
         self._cancel(self._connect_timer)
         self._forget_turn()
-        self._microphone = microphone
+        if self._hang_up is not None:
+            self._hang_up()
+        self._microphone, self._hang_up = microphone, hang_up
         self._host.note("Microphone on: listening. Speak, then pause; the avatar answers. Speaking while it "
                         "talks interrupts it.")
 
@@ -132,7 +145,7 @@ class Listener:
         """That connection ended (switched off, page closed, network)."""
         if microphone != self._microphone:
             return
-        self._microphone = None
+        self._microphone, self._hang_up = None, None
         self._forget_turn()
         if not self.closed:
             self._host.note("Microphone off: not listening.")
@@ -140,7 +153,7 @@ class Listener:
     def _forget_turn(self) -> None:
         """Whatever was half heard is dropped; the next audio starts afresh."""
         self._detector = self._new_detector()  # a new one: a feed may still be running on the old
-        self._pending, self._pending_samples, self._turn = [], 0, None
+        self._pending, self._pending_samples, self._turn, self._barged = [], 0, None, False
         self._drop_guess()
 
     # --- audio ------------------------------------------------------------------------------
@@ -167,28 +180,49 @@ class Listener:
                     self._guess_words(so_far)
                 case TurnEnded(audio=turn_audio, cut=cut):
                     self._turn_ended(turn_audio, cut)
-        if self._turn is not None and self._turn.waiting_for_clear_speech \
-                and detector.clear_speech_s >= CLEAR_SPEECH_S:
-            self._interrupt_the_avatar()
+        self._barge_in_if_due(detector)
         return True
+
+    def _barge_in_if_due(self, detector: PauseDetector) -> None:
+        """Speech over the talking avatar stops it: as soon as it is likely speech (past the
+        grace window), or clearly speech (in it)."""
+        turn = self._turn
+        if turn is None:
+            if not detector.speech_run_s:
+                self._barged = False  # a blip that never became a turn
+            elif not self._barged and detector.speech_run_s >= BARGE_IN_SPEECH_S:
+                busy_s = self._host.avatar_busy_s()
+                if busy_s is not None and busy_s >= GRACE_S:
+                    self._barged = True
+                    self._tasks.spawn(self._host.barge_in(), "barge-in")
+            return
+        if not turn.over_the_avatar and self._host.avatar_busy_s() is not None:
+            turn.over_the_avatar = turn.waiting_for_clear_speech = True  # it began answering meanwhile
+        if turn.waiting_for_clear_speech and detector.clear_speech_s >= CLEAR_SPEECH_S:
+            self._interrupt_the_avatar(turn)
 
     def _turn_started(self) -> None:
         self._drop_guess()
+        if self._barged:  # already stopped by this very speech
+            self._turn, self._barged = _Turn(over_the_avatar=True, waiting_for_clear_speech=False,
+                                             interrupted=True), False
+            return
         busy_s = self._host.avatar_busy_s()
         self._turn = _Turn(over_the_avatar=busy_s is not None,
                            waiting_for_clear_speech=busy_s is not None and busy_s < GRACE_S)
         if busy_s is not None and busy_s >= GRACE_S:
-            self._interrupt_the_avatar()
+            self._interrupt_the_avatar(self._turn)
 
-    def _interrupt_the_avatar(self) -> None:
-        assert self._turn is not None
-        self._turn.interrupted, self._turn.waiting_for_clear_speech = True, False
+    def _interrupt_the_avatar(self, turn: _Turn) -> None:
+        turn.interrupted, turn.waiting_for_clear_speech = True, False
         self._tasks.spawn(self._host.barge_in(), "barge-in")
 
     def _guess_words(self, so_far: np.ndarray) -> None:
         self._drop_guess()
         if self._turn is not None and self._turn.over_the_avatar and not self._turn.interrupted:
             return  # likely dropped at its end: no guess
+        if not self._recognizer.idle:
+            return  # a guess must never make anyone's real turn wait
         self._guess = self._tasks.spawn(self._guessed(so_far), "guess")
 
     async def _guessed(self, so_far: np.ndarray) -> Heard | None:
@@ -241,7 +275,11 @@ class Listener:
             if not heard.text:
                 self._host.note(f"Heard {heard.seconds:.1f} s of sound but no words in it; nothing was sent.")
                 continue
-            self._tasks.spawn(self._host.heard(heard.text, heard.seconds), "heard")
+            self._acting = self._tasks.spawn(self._act_on(self._acting, heard), "heard")
+
+    async def _act_on(self, earlier: asyncio.Task[None] | None, heard: Heard) -> None:
+        await self._tasks.cancel(earlier)  # the newest turn wins: an earlier one's answer ends first
+        await self._host.heard(heard.text, heard.seconds)
 
     async def _words(self, turn: _Ended) -> Heard:
         if turn.guess is not None:
@@ -262,6 +300,8 @@ class Listener:
     async def close(self) -> None:
         """Idempotent: nothing more is heard; what was being recognised or said is cancelled."""
         self.closed = True
-        self._microphone = None
+        if self._hang_up is not None:  # a silent microphone would otherwise outlive its session
+            self._hang_up()
+        self._microphone, self._hang_up = None, None
         self._ended.clear()
         await self._tasks.cancel_all()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Generator
 
 import av
@@ -17,12 +18,15 @@ import numpy as np
 from fastrtc import AsyncStreamHandler
 from fastrtc.utils import get_current_context
 
+from ..server.workarounds import end_send_stream
 from .listener import Listener
 from .pauses import SAMPLE_RATE
 
 FindListener = Callable[[str], Listener | None]  # webrtc_id -> the listener of its browser's session
 PeerCloser = Callable[[str], None]
 IDLE_EMIT_S = 30.0  # nothing is ever sent back; fastrtc's sender gives up on an emit after 60 s
+MAX_RATE = 1.25  # audio faster than real time beyond this (and a burst) is dropped: a client cannot
+MAX_BURST_S = 0.5  # make the pause detector run flat out
 
 
 class MicrophoneHandler(AsyncStreamHandler):
@@ -33,6 +37,8 @@ class MicrophoneHandler(AsyncStreamHandler):
         self._webrtc_id: str | None = None
         self._done = asyncio.Event()
         self._to_16k: av.AudioResampler | None = None
+        self._first_at: float | None = None
+        self._samples = 0  # taken so far
 
     def copy(self) -> MicrophoneHandler:
         return MicrophoneHandler(self._find, self._close_peer)
@@ -48,15 +54,28 @@ class MicrophoneHandler(AsyncStreamHandler):
         if self._done.is_set():
             return
         if self._webrtc_id is None:
-            self._webrtc_id = get_current_context().webrtc_id
-            self._listener = self._find(self._webrtc_id)
+            webrtc_id = self._webrtc_id = get_current_context().webrtc_id
+            self._listener = self._find(webrtc_id)
             if self._listener is not None:
-                self._listener.attach(self._webrtc_id)
+                self._listener.attach(webrtc_id, hang_up=lambda: self._close_peer(webrtc_id))
         _rate, samples = frame
+        if not self._in_time(samples.size):
+            return
         audio = samples.reshape(-1).astype(np.float32) / 32768.0
         if self._listener is None or not await self._listener.hear(self._webrtc_id, audio):
             self._done.set()  # no started session, or it closed, or a newer microphone replaced this one
             self._close_peer(self._webrtc_id)
+
+    def _in_time(self, size: int) -> bool:
+        """Whether this much more audio is within real time (a little over, for jitter)."""
+        now = time.monotonic()
+        if self._first_at is None:
+            self._first_at = now
+        allowed = ((now - self._first_at) * MAX_RATE + MAX_BURST_S) * SAMPLE_RATE
+        if self._samples + size > allowed:
+            return False
+        self._samples += size
+        return True
 
     async def emit(self) -> None:
         """Nothing goes back to the browser: wait (returning at once would make fastrtc's
@@ -64,9 +83,11 @@ class MicrophoneHandler(AsyncStreamHandler):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._done.wait(), IDLE_EMIT_S)
         if self._done.is_set():
-            await asyncio.sleep(1.0)  # ended: fastrtc stops asking once its connection is closed
+            await asyncio.sleep(1.0)  # ended: fastrtc stops asking once its stream is stopped
 
     async def shutdown(self) -> None:
+        """fastrtc cleaned this connection up (closed, replaced, timed out)."""
         self._done.set()
+        end_send_stream(self)
         if self._listener is not None and self._webrtc_id is not None:
             self._listener.detach(self._webrtc_id)

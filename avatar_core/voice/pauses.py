@@ -9,6 +9,7 @@ One PauseDetector per microphone; the model session is shared, its state is not.
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from dataclasses import dataclass
 from functools import cache
@@ -22,9 +23,18 @@ CONTEXT = 64  # samples of the previous frame the model sees with each one
 FRAME_S = FRAME / SAMPLE_RATE
 
 
-@cache
+_loading = threading.Lock()
+
+
 def silero_session() -> Any:
-    """The Silero VAD v6 model shipped in faster-whisper's assets, loaded once, one thread."""
+    """The Silero VAD v6 model shipped in faster-whisper's assets, loaded once (the start-up
+    thread and a first session may ask at the same time), run on one thread."""
+    with _loading:
+        return _silero_session()
+
+
+@cache
+def _silero_session() -> Any:
     import faster_whisper
     import onnxruntime
 
@@ -106,6 +116,11 @@ class PauseDetector:
     @property
     def in_turn(self) -> bool:
         return self._turn is not None
+
+    @property
+    def speech_run_s(self) -> float:
+        """Seconds of likely speech in a row so far, before a turn has started (0 in a turn)."""
+        return self._speech_run * FRAME_S if self._turn is None else 0.0
 
     @property
     def clear_speech_s(self) -> float:

@@ -16,11 +16,13 @@ decoded again by transcribe(). Turns Whisper judges to hold no speech give no te
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +31,7 @@ import numpy as np
 
 from ..errors import ProviderError
 from .pauses import SAMPLE_RATE
-from .whisper_model import ModelError, load_whisper
+from .whisper_model import load_whisper
 
 log = logging.getLogger(__name__)
 MAX_WAITING = 3  # turns queued behind the one being recognised; beyond it: busy
@@ -68,7 +70,7 @@ class Recognizer:
         self._prompt: list[int] = []
         self._loading = threading.Lock()
         self._failed: str | None = None  # why the model could not be loaded
-        self._waiting = 0  # turns submitted and not finished (on the event loop only)
+        self._waiting = 0  # turns submitted and not finished, running ones included (on the event loop only)
         self._capacity = workers + MAX_WAITING
 
     def load(self) -> None:
@@ -82,8 +84,9 @@ class Recognizer:
                 except Exception as exc:  # the model files, CTranslate2: either way voice input is off
                     log.error("speech recognition is off: the model could not be loaded (%s: %s)",
                               type(exc).__name__, exc)
-                    detail = str(exc) if isinstance(exc, ModelError) else type(exc).__name__
-                    self._failed = f"Speech recognition is not available on this server ({detail})."
+                    # the page is told that much; the reason (which may name the server's paths) is logged
+                    self._failed = ("Speech recognition is not available on this server (its model could not be "
+                                    "loaded; the server's log says why).")
                     raise RecognizerUnavailableError(self._failed) from None
 
     def _load(self) -> None:
@@ -98,15 +101,30 @@ class Recognizer:
         self._short_window(np.zeros(SAMPLE_RATE, np.float32), 1.0)  # the first run is ~4x slower: not a visitor's
         log.info("speech recognition model loaded in %.2f s", time.monotonic() - began)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing is being recognised or waiting (for guesses, which must not make a turn wait)."""
+        return self._waiting == 0
+
     async def transcribe(self, audio: np.ndarray) -> Heard:
-        """The words in `audio` (16 kHz mono float); RecognizerBusyError when the queue is full."""
+        """The words in `audio` (16 kHz mono float); RecognizerBusyError when the queue is full.
+        Cancelled, a turn not started yet is dropped; one already running still counts until
+        it ends (the worker is busy with it)."""
         if self._waiting >= self._capacity:
             raise RecognizerBusyError()
+        loop = asyncio.get_running_loop()
+        job = self._pool.submit(self._transcribe, audio)
         self._waiting += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, self._transcribe, audio)
-        finally:
-            self._waiting -= 1
+        job.add_done_callback(lambda _: self._call_soon(loop, self._finished))
+        return await asyncio.wrap_future(job)
+
+    def _finished(self) -> None:
+        self._waiting -= 1
+
+    @staticmethod
+    def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile (a test's, or shutdown)
+            loop.call_soon_threadsafe(callback)
 
     def _transcribe(self, audio: np.ndarray) -> Heard:
         self.load()
