@@ -390,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     log.info("shutting down: closing %d session(s)", len(controller.sessions))
     close_everything(controller.sessions, service, "the server is shutting down")
+    # the process must not end inside CTranslate2 (a load or a recognition): it aborts
+    warm.join(timeout=60)
     recognizer.close()
     ice.stop()
     demo.close()

@@ -1,4 +1,4 @@
-"""Voice input (python -m bench.voice [tries] [sessions]): the real app in its own process
+"""Voice input (python -m bench.voice [tries] [max sessions] [only sessions, from]): the real app in its own process
 with the LLM stand-in answering at once, a headless viewer (tests/), and an aiortc
 microphone sending our offline voices through the page's microphone component (Opus,
 real time), all on loopback, in one run:
@@ -267,19 +267,21 @@ def p(values: list[float], q: float) -> float:
 def main() -> None:
     tries = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     max_sessions = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    first_sessions = int(sys.argv[3]) if len(sys.argv) > 3 else 0  # given: only that table, from that many
     llm = OpenAIServerProcess()
     app = AppProcess({"OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": "bench-key",
                       "MAX_SESSIONS": str(max(4, max_sessions)), "ADMISSION_MIN_FPS": "0"}).wait_ready()
     try:
         time.sleep(3)  # the recognizer loads in the start-up thread
-        print_voice_to_voice(asyncio.run(voice_to_voice(app, llm, tries)))
-        barge = asyncio.run(barge_in(app, llm, tries))
-        print(f"Barge-in ({len(barge)}/{tries} tries; ms): speech onset -> avatar silent at the viewer: p50 "
-              f"{p(barge, 50):.0f}  p95 {p(barge, 95):.0f}  (target p50 <= 400)", flush=True)
-        print_accuracy(*asyncio.run(accuracy(app, llm)))
+        if not first_sessions:
+            print_voice_to_voice(asyncio.run(voice_to_voice(app, llm, tries)))
+            barge = asyncio.run(barge_in(app, llm, tries))
+            print(f"Barge-in ({len(barge)}/{tries} tries; ms): speech onset -> avatar silent at the viewer: p50 "
+                  f"{p(barge, 50):.0f}  p95 {p(barge, 95):.0f}  (target p50 <= 400)", flush=True)
+            print_accuracy(*asyncio.run(accuracy(app, llm)))
         print("Sessions in conversation at once (30 s, a question every 6 s each):")
         print(f"  {'sessions':>8} {'min fps':>8} {'v2v p50/p95 ms':>15} {'turns':>6} {'app CPU %core':>14}")
-        for n in range(1, max_sessions + 1):
+        for n in range(max(1, first_sessions), max_sessions + 1):
             r = asyncio.run(sessions_at_once(app, llm, n, 30))
             print(f"  {r['sessions']:>8} {r['min_fps']:8.1f} {r['v2v'][0]:7.0f}/{r['v2v'][1]:<7.0f} {r['turns']:>6} "
                   f"{r['cpu']:13.0f}%", flush=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avatar_core.voice.pauses import FRAME_S, SAMPLE_RATE, PauseDetector, TurnEnded, TurnStarted
+from avatar_core.voice.pauses import FRAME_S, SAMPLE_RATE, PauseDetector, Pausing, TurnEnded, TurnStarted
 from tests.support.speech_audio import silence, spoken
 
 QUESTION = "Hello there, could you tell me what the weather is like today?"
@@ -87,3 +87,14 @@ def test_reset_forgets_a_turn_in_progress():
         [TurnStarted]
     detector.reset()
     assert detector.feed(silence(2.0)) == [] and not detector.in_turn
+
+
+def test_a_pausing_comes_once_per_quiet_stretch_and_its_audio_is_the_turn_less_the_rest_of_the_pause():
+    first, second = spoken("I would like to ask you something."), spoken("What time is it now?")
+    detector = PauseDetector(PAUSE_MS, 15, speculate_ms=200)
+    events = feed_in_chunks(detector, np.concatenate([silence(0.5), first, silence(0.3), second, silence(1.0)]))
+    assert [type(e) for e in events] == [TurnStarted, Pausing, Pausing, TurnEnded]  # the 0.3 s gap, then the end
+    early, last, ended = events[1], events[2], events[3]
+    assert ended.audio.size - last.audio.size == detector.samples_after_pausing
+    assert ended.audio.size - early.audio.size > detector.samples_after_pausing  # the gap's guess is stale
+    assert np.array_equal(ended.audio[: last.audio.size], last.audio)

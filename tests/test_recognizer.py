@@ -98,7 +98,7 @@ def test_a_recognizer_whose_model_cannot_load_says_why_every_time(tmp_path):
 
 @pytest.mark.parametrize("gain", [0.5, 0.15])
 def test_a_quiet_turn_keeps_its_last_words(recognizer, gain):
-    # measured: without bringing the turn up to a 0.9 peak, Whisper base on the short window
-    # heard "Tell me" (0.5) and "Tell me a" (0.15)
+    # measured: with the window's features padded with zeros instead of the audio with silence,
+    # Whisper base heard "Tell me" (0.5) and "Tell tell" (0.15)
     audio = np.concatenate([silence(0.3), gain * spoken("Tell me a story.", "heart"), silence(0.5)])
     assert words(asyncio.run(recognizer.transcribe(audio)).text) == ["tell", "me", "a", "story"]

@@ -43,7 +43,7 @@ from .recognizer import Heard, Recognizer
 
 log = logging.getLogger(__name__)
 BATCH_S = 0.032  # microphone audio handed to the detector at a time (one of its frames: barge-in waits less)
-SPECULATE_BEFORE_END_MS = 300  # a little more than recognition takes
+SPECULATE_BEFORE_END_MS = 400  # about what recognition takes in the app under load (300-530 ms)
 BARGE_IN_SPEECH_S = 0.096  # likely speech in a row that stops the talking avatar (past the grace)
 GRACE_S = 0.6  # after the avatar starts speaking, only clear speech interrupts it...
 CLEAR_SPEECH_S = 0.3  # ...this much of it
@@ -99,6 +99,7 @@ class Listener:
         self._pending_samples = 0
         self._turn: _Turn | None = None
         self._guess: asyncio.Task[Heard | None] | None = None
+        self._guessed_samples = 0  # of the turn's audio the guess was made on
         self._ended: deque[_Ended] = deque()
         self._recognising: asyncio.Task[None] | None = None
         self._acting: asyncio.Task[None] | None = None  # the newest turn's words being acted on
@@ -224,6 +225,7 @@ class Listener:
         if not self._recognizer.idle:
             return  # a guess must never make anyone's real turn wait
         self._guess = self._tasks.spawn(self._guessed(so_far), "guess")
+        self._guessed_samples = so_far.size
 
     async def _guessed(self, so_far: np.ndarray) -> Heard | None:
         try:
@@ -238,8 +240,8 @@ class Listener:
     def _turn_ended(self, audio: np.ndarray, cut: bool) -> None:
         turn, self._turn = self._turn, None
         guess, self._guess = self._guess, None
-        if cut:  # speech went on after the last pause: a guess from it is short of words
-            self._cancel(guess)
+        if cut or audio.size - self._guessed_samples != self._detector.samples_after_pausing:
+            self._cancel(guess)  # not guessed on this very pause: its audio is short of words
             guess = None
         if turn is not None and turn.over_the_avatar and not turn.interrupted:
             self._cancel(guess)

@@ -118,6 +118,13 @@ class PauseDetector:
         return self._turn is not None
 
     @property
+    def samples_after_pausing(self) -> int | None:
+        """How much longer a TurnEnded's audio is than the Pausing of the same quiet stretch:
+        a guess on any other Pausing's audio missed something (speech the detector scored as
+        quiet)."""
+        return None if self._speculate_frames is None else (self._pause_frames - self._speculate_frames) * FRAME
+
+    @property
     def speech_run_s(self) -> float:
         """Seconds of likely speech in a row so far, before a turn has started (0 in a turn)."""
         return self._speech_run * FRAME_S if self._turn is None else 0.0

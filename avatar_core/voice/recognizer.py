@@ -38,8 +38,7 @@ MAX_WAITING = 3  # turns queued behind the one being recognised; beyond it: busy
 MIN_WINDOW_S, MAX_WINDOW_S = 10, 30
 BEAM = 5
 NO_SPEECH = 0.5  # measured: our voices' turns 0.01-0.10; silence, noise, a chord 0.60-0.76
-PEAK = 0.9  # turns are brought up to this peak: quiet ones lose their last word ("Tell me a [story]")
-MAX_GAIN = 20.0  # a turn that needs more is mostly noise: left as it is
+HOP = 160  # audio samples per mel frame
 DEGENERATE_RATIO = 2.4  # Whisper's own: text this compressible is a loop ("Stop. Stop. Stop...")
 
 
@@ -129,7 +128,7 @@ class Recognizer:
     def _transcribe(self, audio: np.ndarray) -> Heard:
         self.load()
         began = time.monotonic()
-        audio = louder(np.asarray(audio, np.float32))
+        audio = np.asarray(audio, np.float32)
         seconds = audio.size / SAMPLE_RATE
         if seconds >= MAX_WINDOW_S - 1:
             text = self._whole(audio)
@@ -146,8 +145,10 @@ class Recognizer:
         import ctranslate2
 
         frames = 100 * min(MAX_WINDOW_S, max(MIN_WINDOW_S, math.ceil(seconds + 1)))  # 100 mel frames a second
+        # the audio is padded with silence, as Whisper pads its 30 s: padding the features with
+        # zeros instead (a level, not silence) made it drop a turn's last words ("Tell me a [story]")
+        audio = np.pad(audio, (0, max(0, frames * HOP - audio.size)))
         features = self._model.feature_extractor(audio)[:, :frames]
-        features = np.pad(features, ((0, 0), (0, frames - features.shape[1])))
         window = ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None], np.float32))
         result = self._model.model.generate(window, [self._prompt], beam_size=BEAM,
                                             max_length=min(224, 16 + int(8 * seconds)),  # ~3x a fast talker
@@ -161,7 +162,9 @@ class Recognizer:
         return " ".join(s.text.strip() for s in segments if s.no_speech_prob <= NO_SPEECH).strip()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Waiting turns are dropped; one being recognised ends first (a process ending inside
+        CTranslate2 aborts)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def looks_degenerate(text: str) -> bool:
@@ -169,11 +172,3 @@ def looks_degenerate(text: str) -> bool:
     data = text.encode()
     return len(data) / len(zlib.compress(data)) > DEGENERATE_RATIO
 
-
-def louder(audio: np.ndarray) -> np.ndarray:
-    """`audio` scaled up to PEAK (microphones and their gain control vary; Whisper base drops
-    words of a turn that peaks at 0.6 and gets them all at 0.9)."""
-    peak = float(np.abs(audio).max()) if audio.size else 0.0
-    if peak <= 0 or peak >= PEAK or PEAK / peak > MAX_GAIN:
-        return audio
-    return audio * (PEAK / peak)
