@@ -47,10 +47,8 @@ def standin():
 
 
 @pytest.fixture(scope="module")
-def llm():
-    server = OpenAIServerProcess()
-    yield server
-    server.stop()
+def llm(llm_server):
+    return llm_server  # conftest.py's, under this module's shorter name
 
 
 @pytest.fixture(scope="module")

@@ -17,18 +17,10 @@ from avatar_core.talk.conversation import MAX_ANSWER_CHARS
 from avatar_core.talk.llm import LLM, NOT_CONFIGURED, LLMError
 from tests.support.app_process import free_port
 from tests.support.controllers import started_controller
-from tests.support.openai_process import OpenAIServerProcess
 
 ME = "browser"
 FIRST = "Hello there! "
 REST = [" is the second sentence, with Dr. Smith and 3.5 cups. ", "And a third one."]
-
-
-@pytest.fixture(scope="module")
-def llm_server():
-    server = OpenAIServerProcess()
-    yield server
-    server.stop()
 
 
 def run(body, base_url: str | None, timeout_s: float = 10.0, with_llm: bool = True):
