@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .providers.base import Quality
 
+LipSync = Literal["phonemes", "loudness"]
+
 
 class SettingsError(Exception):
     """A setting is invalid; the message names it and says what is allowed."""
@@ -68,6 +70,9 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(30.0, gt=0, le=300, description="Seconds to wait for the LLM.")
     llm_max_tokens: int = Field(300, ge=16, le=8192,  # a spoken answer of a minute or two
                                 description="Most tokens an LLM answer may have.")
+    lip_sync: LipSync = Field(
+        "phonemes", description="The offline avatar's lips: `phonemes` (shapes from the voice's own phoneme "
+        "timings) or `loudness` (opening with the volume only, as before; kept for comparison).")
     voice_pause_ms: int = Field(500, ge=150, le=3000,
                                 description="Silence that ends a spoken turn (voice input), in milliseconds.")
     voice_max_turn_s: float = Field(15.0, ge=2, le=60, description="A spoken turn longer than this is cut.")

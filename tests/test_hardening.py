@@ -22,6 +22,7 @@ from avatar_core.media.format import AUDIO_RATE
 from avatar_core.providers.heygen.errors import BadKeyError, RequestTimeoutError
 from avatar_core.providers.local.avatar import MAX_QUEUED_SPEECH_S, LocalAvatar
 from avatar_core.providers.local.service import LocalService
+from avatar_core.providers.local.speech import Spoken
 from avatar_core.providers.upstream_ledger import Listed, UpstreamLedger
 from avatar_core.server.logs import HIDDEN, RedactCredentials
 from avatar_core.server.turn import IceConfiguration
@@ -287,7 +288,7 @@ class LongVoice:
 
     def sentences(self, text: str):
         for _ in range(20):
-            yield np.full(10 * AUDIO_RATE, 0.1, np.float32)
+            yield Spoken(np.full(10 * AUDIO_RATE, 0.1, np.float32))
 
 
 def test_synthesis_waits_while_30_s_of_speech_wait_and_speak_refuses_more():

@@ -10,8 +10,9 @@ CATALOG = default_catalog()
 @pytest.mark.parametrize("voice_id", list(CATALOG.voices))
 def test_each_voice_speaks_audibly_for_a_plausible_time(voice_id):
     voice = CATALOG.get(voice_id)
-    short = np.concatenate(list(voice.sentences("Hello there.")))
-    long = np.concatenate(list(voice.sentences("Hello there. This is a much longer sentence for the avatar to say.")))
+    short = np.concatenate([s.audio for s in voice.sentences("Hello there.")])
+    long = np.concatenate([s.audio for s in voice.sentences(
+        "Hello there. This is a much longer sentence for the avatar to say.")])
     assert short.dtype == np.float32 and long.dtype == np.float32
     for audio, lo, hi in ((short, 0.4, 2.0), (long, 3.0, 8.0)):
         seconds = audio.size / SAMPLE_RATE

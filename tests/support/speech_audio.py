@@ -23,7 +23,7 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 @cache
 def spoken(text: str, voice_id: str = "heart", rate: int = 16_000) -> np.ndarray:
     """`text` said by one of our voices, at `rate`."""
-    audio = np.concatenate(list(default_catalog().get(voice_id).sentences(text)))
+    audio = np.concatenate([s.audio for s in default_catalog().get(voice_id).sentences(text)])
     return audio if rate == AUDIO_RATE else resample(audio, AUDIO_RATE, rate)
 
 

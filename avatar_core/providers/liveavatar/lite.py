@@ -60,7 +60,8 @@ class LiteModeAvatar(LiveAvatarAvatar):
             text = self._texts.get_nowait()
             try:
                 sentences = iter(self._voice.sentences(text))
-                while (audio := await asyncio.to_thread(next, sentences, None)) is not None:
+                while (spoken := await asyncio.to_thread(next, sentences, None)) is not None:
+                    audio = spoken.audio  # LiveAvatar moves its own lips
                     while self._played_by - time.monotonic() > MAX_AHEAD_S:  # LiveAvatar's buffer is bounded too
                         await asyncio.sleep(ROOM_CHECK_S)
                     await self._socket.speak(audio)

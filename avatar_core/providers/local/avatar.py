@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -14,8 +15,10 @@ from ...media.format import AUDIO_RATE, FPS, SAMPLES_PER_TICK, MediaTick
 from ...tasks import TaskOwner
 from ..base import Avatar, Quality
 from .face import FaceRenderer, get_look
-from .motion import IdleMotion, MouthFollower
-from .speech import Voice
+from .motion import IdleMotion, MouthFollower, loudness_level
+from .mouth_shapes import mouth_pose
+from .speech import Spoken, Voice
+from .visemes import VisemeTrack, viseme_track
 
 log = logging.getLogger(__name__)
 MAX_QUEUED_TEXTS = 3  # beyond this, speak() refuses instead of piling up audio
@@ -24,7 +27,8 @@ ROOM_CHECK_S = 0.1
 
 
 class LocalAvatar(Avatar):
-    def __init__(self, look_id: str, voice: Voice, quality: Quality, events: EventSink) -> None:
+    def __init__(self, look_id: str, voice: Voice, quality: Quality, events: EventSink,
+                 lips_follow_phonemes: bool = True) -> None:
         self._look = get_look(look_id)
         self._quality = quality
         self._voice = voice
@@ -32,6 +36,7 @@ class LocalAvatar(Avatar):
         self._renderer = FaceRenderer(look_id, quality)
         self._speech = AudioBuffer()
         self._mouth = MouthFollower()
+        self._lips_follow_phonemes = lips_follow_phonemes  # False: loudness alone, as before visemes
         self._idle = IdleMotion(self._renderer.sprites.geometry.margin, FPS)
         self._texts: asyncio.Queue[str] = asyncio.Queue()
         self._tasks = TaskOwner("local-avatar")
@@ -48,9 +53,12 @@ class LocalAvatar(Avatar):
         return f"{self._look.label}, voice {self._voice.label}, {self._quality} {w}x{h}"
 
     def tick(self, index: int) -> MediaTick:
-        audio, speaking = self._speech.pull(SAMPLES_PER_TICK)
-        pose = self._idle.pose(index, self._mouth.update(audio))
-        return MediaTick(self._renderer.render(pose), audio, speaking)
+        pulled = self._speech.pull_marked(SAMPLES_PER_TICK, AUDIO_RATE)
+        openness = self._mouth.update(pulled.audio)
+        track = pulled.mark if isinstance(pulled.mark, VisemeTrack) else None
+        shape = mouth_pose(track.at(pulled.mark_offset_s), openness) if track is not None else None
+        pose = self._idle.pose(index, loudness_level(openness), shape)
+        return MediaTick(self._renderer.render(pose), pulled.audio, pulled.speaking)
 
     async def speak(self, text: str) -> None:
         if self._closed:
@@ -76,14 +84,19 @@ class LocalAvatar(Avatar):
             try:
                 sentences = iter(self._voice.sentences(text))
                 # one sentence at a time off the event loop: speech starts after the first
-                while (audio := await asyncio.to_thread(next, sentences, None)) is not None:
+                while (spoken := await asyncio.to_thread(
+                        _next_with_track, sentences, self._lips_follow_phonemes)) is not None:
                     while self._speech_queued_s >= MAX_QUEUED_SPEECH_S:  # memory is bounded by duration
                         await asyncio.sleep(ROOM_CHECK_S)
-                    self._speech.push(audio)
+                    self._speech.push(*spoken)
             except Exception as exc:  # one bad message must not silence the ones after it
                 log.exception("speech synthesis failed")
                 self._events.emit(UpstreamMessage(
                     f"Error: the voice could not say that message ({type(exc).__name__})."))
+
+    @property
+    def queued_audio_s(self) -> float:
+        return self._speech_queued_s
 
     @property
     def _speech_queued_s(self) -> float:
@@ -108,3 +121,13 @@ class LocalAvatar(Avatar):
         self._closed = True
         await self.interrupt()
         await self._tasks.cancel_all()
+
+
+def _next_with_track(sentences: Iterator[Spoken], with_track: bool) -> tuple[np.ndarray, VisemeTrack | None] | None:
+    """The next sentence's audio and mouth-shape track (None: the mouth follows loudness)."""
+    spoken = next(sentences, None)
+    if spoken is None:
+        return None
+    if spoken.phones is None or not with_track:
+        return spoken.audio, None
+    return spoken.audio, viseme_track(spoken.phones, spoken.audio.size / AUDIO_RATE)

@@ -1,8 +1,9 @@
 """The offline avatar's face: drawn once per (look, size) with anti-aliased signed
 distance shapes, then animated per frame by pasting precomputed patches.
 
-Per frame the work is two small patch copies and a crop: the mouth (one of
-MOUTH_LEVELS openings) and the eyes (blink x gaze), on a canvas with a margin so the
+Per frame the work is two small patch copies and a crop: the mouth (a shape from
+the phonemes at a jaw opening, cross-faded toward the next shape, or for speech
+without timings one of MOUTH_LEVELS openings) and the eyes (blink x gaze), on a canvas with a margin so the
 whole avatar can sway and breathe by shifting the crop window.
 
 Colours are given as RGB and stored BGR, the order fastrtc sends. Nothing green is
@@ -20,6 +21,7 @@ import numpy as np
 from ...errors import UserError
 from ...text import shown
 from ..base import QUALITY_SIZES, Quality
+from .mouth_shapes import BLEND_DIVISOR, JAW_LEVELS, SHAPES, MouthPose, MouthShape
 
 RGB = tuple[int, int, int]
 KEY_GREEN_RGB: RGB = (0, 177, 64)
@@ -106,30 +108,35 @@ def above_curve(curve: Callable[[np.ndarray], np.ndarray]) -> Sdf:
 
 
 class Canvas:
-    """A float BGR image painted shape by shape with coverage-based anti-aliasing."""
+    """A float BGR image painted shape by shape with coverage-based anti-aliasing. A
+    canvas cut from another (`cut`) keeps the big one's coordinates, so a mouth or eye
+    patch is painted without copying the whole frame."""
 
     def __init__(self, height: int, width: int, rgb: RGB) -> None:
         self.img = np.empty((height, width, 3), np.float32)
         self.img[:] = rgb[::-1]
+        self.origin = (0, 0)  # (x, y) of img[0, 0] in the coordinates shapes are given in
 
     def paint(self, sdf: Sdf, rgb: RGB, box: tuple[float, float, float, float],
               opacity: float = 1.0, soft: float = 1.0) -> None:
         """Fill `sdf` with `rgb`; `box` = (x0, y0, x1, y1) bounds it; `soft` blurs the edge (px)."""
         h, w, _ = self.img.shape
+        ox, oy = self.origin
         pad = 2 + 2 * soft
-        x0, y0 = max(0, int(box[0] - pad)), max(0, int(box[1] - pad))
-        x1, y1 = min(w, int(box[2] + pad) + 1), min(h, int(box[3] + pad) + 1)
+        x0, y0 = max(0, int(box[0] - ox - pad)), max(0, int(box[1] - oy - pad))
+        x1, y1 = min(w, int(box[2] - ox + pad) + 1), min(h, int(box[3] - oy + pad) + 1)
         if x0 >= x1 or y0 >= y1:
             return
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32) + 0.5
-        alpha = np.clip(0.5 - sdf(xs, ys) / soft, 0, 1) * opacity
+        alpha = np.clip(0.5 - sdf(xs + ox, ys + oy) / soft, 0, 1) * opacity
         region = self.img[y0:y1, x0:x1]
         region += (np.array(rgb[::-1], np.float32) - region) * alpha[..., None]
 
-    def copy(self) -> Canvas:
-        twin = Canvas.__new__(Canvas)
-        twin.img = self.img.copy()
-        return twin
+    def cut(self, roi: tuple[slice, slice]) -> Canvas:
+        part = Canvas.__new__(Canvas)
+        part.img = self.img[roi].copy()
+        part.origin = (self.origin[0] + (roi[1].start or 0), self.origin[1] + (roi[0].start or 0))
+        return part
 
     def to_uint8(self) -> np.ndarray:
         return np.clip(self.img + 0.5, 0, 255).astype(np.uint8)
@@ -273,12 +280,50 @@ def _paint_mouth(c: Canvas, g: Geometry, look: Look, openness: float) -> None:
     c.paint(intersect(cavity, ellipse(mx, cy + h / 2 + 0.02 * s, w * 0.6, 0.07 * s)), (204, 96, 110), box)
 
 
+def _paint_shape(c: Canvas, g: Geometry, look: Look, shape: MouthShape, jaw: float) -> None:
+    """One speaking mouth shape (mouth_shapes.py), its opening scaled by `jaw`."""
+    if shape.rest:
+        _paint_mouth(c, g, look, 0.0)
+        return
+    s = g.s
+    mx, my = g.mouth
+    box = (mx - 0.36 * s, my - 0.16 * s, mx + 0.36 * s, my + 0.3 * s)
+    w = 0.2 * s * shape.width
+    lip = shape.lips * s
+    if shape.pressed:  # both lips full and pressed flat, a dark seam between them
+        c.paint(ellipse(mx, my + 0.01 * s, w + 0.02 * s, 0.055 * s), look.lips, box)
+        r, g_, b = look.lips
+        c.paint(intersect(lambda x, y: np.abs(y - (my + 0.008 * s)) - 0.009 * s, lambda x, y: np.abs(x - mx) - w),
+                (int(r * 0.55), int(g_ * 0.55), int(b * 0.55)), box)
+        return
+    h = (0.02 + 0.17 * shape.opening * jaw) * s
+    cy = my + 0.5 * h - 0.02 * s
+    top, bottom = cy - h / 2, cy + h / 2
+    cavity = ellipse(mx, cy, w, h / 2 + 0.01 * s)
+    c.paint(ellipse(mx, cy, w + lip, h / 2 + lip + 0.01 * s), look.lips, box)
+    c.paint(cavity, (70, 22, 28), box)
+    if shape.tongue == "low":
+        c.paint(intersect(cavity, ellipse(mx, bottom + 0.02 * s, w * 0.6, 0.07 * s)), (204, 96, 110), box)
+    if shape.teeth_top:
+        c.paint(intersect(cavity, lambda x, y: y - (top + 0.045 * s)), (244, 242, 236), box)
+    if shape.teeth_bottom:
+        c.paint(intersect(cavity, lambda x, y: (bottom - 0.035 * s) - y), (232, 230, 224), box)
+    if shape.tongue == "up":  # the tip against the ridge behind the upper teeth
+        c.paint(intersect(cavity, ellipse(mx, top + 0.065 * s, w * 0.42, 0.035 * s)), (204, 96, 110), box)
+    if shape.tongue == "tip":  # out between the teeth
+        c.paint(ellipse(mx, cy + 0.005 * s, w * 0.5, max(0.02 * s, 0.3 * h)), (214, 104, 118), box)
+    if shape.bite:  # the lower lip comes up under the upper teeth
+        c.paint(intersect(ellipse(mx, cy, w + lip, h / 2 + lip + 0.01 * s),
+                          ellipse(mx, bottom + 0.01 * s, w + 0.01 * s, 0.55 * h)), look.lips, box)
+
+
 @dataclass
 class FaceSprites:
     """Everything precomputed for one look at one size."""
 
     canvas: np.ndarray  # uint8 BGR base with margin; eyes and mouth are pasted over it
-    mouths: list[np.ndarray]
+    mouths: list[np.ndarray]  # opened by loudness alone (speech without phoneme timings)
+    shapes: list[list[np.ndarray]]  # [SHAPES index][JAW_LEVELS index]: lips that follow the phonemes
     eyes: dict[tuple[int, int], np.ndarray]  # (blink level, gaze) -> patch
     geometry: Geometry
 
@@ -297,23 +342,26 @@ def face_sprites(look_id: str, quality: Quality) -> FaceSprites:
     eyes_roi, mouth_roi = g.roi("eyes"), g.roi("mouth")
 
     def patch(roi: tuple[slice, slice], draw: Callable[[Canvas], None]) -> np.ndarray:
-        c = base.copy()
+        c = base.cut(roi)
         draw(c)
-        return c.to_uint8()[roi].copy()
+        return c.to_uint8()
 
     mouths = [patch(mouth_roi, partial(_paint_mouth, g=g, look=look, openness=i / (MOUTH_LEVELS - 1)))
               for i in range(MOUTH_LEVELS)]
+    shapes = [[patch(mouth_roi, partial(_paint_shape, g=g, look=look, shape=shape, jaw=jaw)) for jaw in JAW_LEVELS]
+              for shape in SHAPES]
     eyes = {(b, gz): patch(eyes_roi, partial(_paint_eyes, g=g, look=look, closed=b / (BLINK_LEVELS - 1), gaze=gz))
             for b in range(BLINK_LEVELS) for gz in GAZES}
     canvas = base.to_uint8()
     canvas[mouth_roi] = mouths[0]
     canvas[eyes_roi] = eyes[(0, 0)]
-    return FaceSprites(canvas, mouths, eyes, g)
+    return FaceSprites(canvas, mouths, shapes, eyes, g)
 
 
 @dataclass(frozen=True)
 class Pose:
-    mouth_level: int = 0
+    mouth_level: int = 0  # the loudness mouth, used when `mouth` is None
+    mouth: MouthPose | None = None  # a shape from the phonemes
     blink_level: int = 0
     gaze: int = 0
     dx: int = 0  # sway, pixels, within +-margin
@@ -328,6 +376,7 @@ class FaceRenderer:
         self._canvas = self.sprites.canvas.copy()
         self._eyes_roi = self.sprites.geometry.roi("eyes")
         self._mouth_roi = self.sprites.geometry.roi("mouth")
+        self._blend = np.zeros_like(self.sprites.mouths[0], np.uint16)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -336,9 +385,23 @@ class FaceRenderer:
     def render(self, pose: Pose) -> np.ndarray:
         """A view of the frame for `pose` (valid until the next call)."""
         sp = self.sprites
-        self._canvas[self._mouth_roi] = sp.mouths[pose.mouth_level]
+        self._canvas[self._mouth_roi] = self._mouth(pose)
         self._canvas[self._eyes_roi] = sp.eyes[(pose.blink_level, pose.gaze)]
         m = sp.geometry.margin
         dx, dy = max(-m, min(m, pose.dx)), max(-m, min(m, pose.dy))
         width, height = sp.size
         return self._canvas[m + dy : m + dy + height, m + dx : m + dx + width]
+
+    def _mouth(self, pose: Pose) -> np.ndarray:
+        mouth = pose.mouth
+        if mouth is None:
+            return self.sprites.mouths[pose.mouth_level]
+        first = self.sprites.shapes[mouth.shape][mouth.jaw_level]
+        if mouth.blend_step == 0:
+            return first
+        second = self.sprites.shapes[mouth.toward][mouth.jaw_level]
+        # a cross-fade on a patch of ~100x60 pixels: tens of microseconds
+        np.multiply(first, BLEND_DIVISOR - mouth.blend_step, out=self._blend, dtype=np.uint16)
+        self._blend += second.astype(np.uint16) * mouth.blend_step
+        self._blend //= BLEND_DIVISOR
+        return self._blend
