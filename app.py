@@ -39,6 +39,7 @@ from avatar_core.server.workarounds import (
     StableVideoHandler,
     errors_say_what_went_wrong,
     forget_finished_events,
+    no_content_type_prints,
     no_tracebacks_to_clients,
     peer_closer,
     plain_text_messages,
@@ -71,13 +72,14 @@ MICROPHONE_LABELS = {"start": "Speak to the avatar", "stop": "Stop listening", "
 
 
 def user_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """AvatarError -> gr.Error: shown in the page, raised to API callers, nothing changed."""
+    """AvatarError -> gr.Error: raised to API callers, nothing changed. The page shows it in the
+    status log (the controller wrote it there), not as a toast: one sat over the buttons for 10 s."""
     @wraps(fn)  # keeps the signature, so Gradio still injects gr.Request
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await fn(*args, **kwargs)
         except AvatarError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            raise gr.Error(str(exc), print_exception=False, visible=False) from None
 
     return wrapper
 
@@ -138,6 +140,22 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService,
         await controller.interrupt(browser_of(request))
         return controller.status(browser_of(request))[1]
 
+    async def in_status_log(call: Awaitable[str], request: gr.Request) -> str:
+        """The page's unqueued buttons: an error is not raised (Gradio 5.50 would show it as a 10 s
+        toast over the buttons, workarounds.py 13), it is in the status log already."""
+        with contextlib.suppress(gr.Error):
+            return await call
+        return controller.status(browser_of(request))[1]
+
+    async def repeat_from_page(text: str, request: gr.Request) -> str:
+        return await in_status_log(repeat(text, request), request)
+
+    async def talk_from_page(text: str, answer_with: str, request: gr.Request) -> str:
+        return await in_status_log(talk(text, answer_with, request), request)
+
+    async def interrupt_from_page(request: gr.Request) -> str:
+        return await in_status_log(interrupt(request), request)
+
     @user_errors
     async def close_session(request: gr.Request):
         await controller.close(browser_of(request))
@@ -149,12 +167,19 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService,
         await controller.set_background(browser_of(request), remove, kind, color, preset, upload)
         return controller.status(browser_of(request))[1]
 
-    async def refresh(seen_log: int, seen_chat: int, request: gr.Request):  # async: on the loop, like the rest
+    async def refresh(seen_log: int, seen_chat: int, seen_stats: str, request: gr.Request):  # on the loop
         log_version, text = controller.status(browser_of(request))
         chat_version, messages = controller.transcript(browser_of(request), seen_chat)
+        stats = controller.stats(browser_of(request)).as_text()
         log_out = (gr.skip(), gr.skip()) if log_version == seen_log else (text, log_version)
         chat_out = (gr.skip(), gr.skip()) if messages is None else (plain_text_messages(messages), chat_version)
-        return *log_out, *chat_out
+        stats_out = (gr.skip(), gr.skip()) if stats == seen_stats else (stats, stats)
+        return *log_out, *chat_out, *stats_out
+
+    async def status_now(request: gr.Request):
+        """After a failed action: its error line, at once rather than at the next refresh."""
+        log_version, text = controller.status(browser_of(request))
+        return text, log_version
 
     async def load_choices(request: gr.Request):
         choices = await controller.choices(browser_of(request))
@@ -169,6 +194,11 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService,
     async def status_log(request: gr.Request) -> str:
         """The status log as text (read-only), for scripts."""
         return controller.status(browser_of(request))[1]
+
+    async def stream_stats(request: gr.Request) -> dict[str, Any]:
+        """This browser's own stream stats (session is null without one) and the server's load,
+        as JSON (read-only), for scripts."""
+        return controller.stats(browser_of(request)).as_dict()
 
     async def set_answer_with(answer_with: str, request: gr.Request):
         controller.set_answer_with(browser_of(request), answer_with)
@@ -192,6 +222,7 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService,
         session_id = gr.State(None)
         log_version = gr.State(-1)
         chat_version = gr.State(-2)
+        stats_shown = gr.State("")
         with gr.Row(equal_height=True):
             # lists from upstream are filled when the page loads (load_choices)
             avatar_id = gr.Dropdown(initial.avatars, value=initial.default_avatar, label="Avatar ID",
@@ -250,24 +281,42 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService,
                     bg_upload = gr.File(label=f"Picture (PNG, JPEG or WebP, up to "
                                               f"{backgrounds.UPLOAD_MAX_BYTES // 2**20} MB)",
                                         file_types=backgrounds.UPLOAD_SUFFIXES, type="filepath")
+                with gr.Accordion("Stream stats", open=False, elem_id="stream-stats"):
+                    stats_box = gr.Textbox(show_label=False, lines=7, max_lines=7, interactive=False,
+                                           container=False, elem_id="stats")
 
-        new_btn.click(new_session, [avatar_id, voice_id, quality], [session_id, status], api_name="new_session")
+        # an action's error is said in the status log, not in a toast over the buttons: queued
+        # actions raise an invisible gr.Error (user_errors), and the log is shown at once
+        created = new_btn.click(new_session, [avatar_id, voice_id, quality], [session_id, status],
+                                api_name="new_session")
         started = start_btn.click(start_stream, None, status, api_name="start_stream")
         # queue=False: Gradio's queue adds 73-189 ms before a call starts (BENCHMARKS.md); these are
-        # light async calls that need no queue slot (Talk's stays open while the reply is spoken)
-        repeat_btn.click(repeat, message, status, api_name="repeat", queue=False)
-        message.submit(repeat, message, status, api_name=False, queue=False)
-        talk_btn.click(talk, [message, answer_with], status, api_name="talk", queue=False)
-        interrupt_btn.click(interrupt, None, status, api_name="interrupt", queue=False)
+        # light async calls that need no queue slot (Talk's stays open while the reply is spoken).
+        # An unqueued call's error is always a toast (workarounds.py, 13): the page's buttons raise
+        # none, and the API's endpoints of the same names (not triggered by the page) raise theirs
+        repeat_btn.click(repeat_from_page, message, status, api_name=False, queue=False)
+        message.submit(repeat_from_page, message, status, api_name=False, queue=False)
+        talk_btn.click(talk_from_page, [message, answer_with], status, api_name=False, queue=False)
+        interrupt_btn.click(interrupt_from_page, None, status, api_name=False, queue=False)
+        gr.on([], repeat, message, status, api_name="repeat", queue=False)
+        gr.on([], talk, [message, answer_with], status, api_name="talk", queue=False)
+        gr.on([], interrupt, None, status, api_name="interrupt", queue=False)
         closed = close_btn.click(close_session, None, [session_id, status], api_name="close_session")
         started.success(lambda: gr.Column(visible=True), None, microphone_box, api_name=False, queue=False)
         closed.then(lambda: gr.Column(visible=False), None, microphone_box, api_name=False, queue=False)
+        # the player lets go of the last frame at once, instead of showing it frozen
+        closed.success(None, None, None, js=page_scripts.STREAM_ENDED_JS, api_name=False, queue=False)
         answer_with.change(set_answer_with, answer_with, None, api_name=False, queue=False)
-        if capabilities.upstream_sessions:
-            leaked_btn.click(close_leaked, operator_token, status, api_name=f"close_leaked_{service.name}_sessions")
         bg_inputs = [remove_bg, bg_kind, bg_color, bg_preset, bg_upload]
-        gr.on([remove_bg.change, bg_kind.change, bg_color.change, bg_preset.change, bg_upload.upload],
-              set_background, bg_inputs, status, api_name="set_background", trigger_mode="always_last")
+        background = gr.on([remove_bg.change, bg_kind.change, bg_color.change, bg_preset.change, bg_upload.upload],
+                           set_background, bg_inputs, status, api_name="set_background", trigger_mode="always_last")
+        actions = [created, started, closed, background]
+        if capabilities.upstream_sessions:
+            actions.append(leaked_btn.click(close_leaked, operator_token, status,
+                                            api_name=f"close_leaked_{service.name}_sessions"))
+        for action in actions:  # its error line, now rather than at the next refresh
+            action.failure(status_now, None, [status, log_version], show_progress="hidden", api_name=False,
+                           queue=False)
 
         server_ice_follows([video, audio, microphone], ice)  # no public STUN unless configured
         for component in (video, audio):  # a stream slot only for a started session's own browser
@@ -292,15 +341,17 @@ def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService,
         microphone_refused.click(microphone_refused_by_browser, None, None, api_name=False, queue=False)
 
         timer = gr.Timer(1.0)
-        refreshed = [status, log_version, transcript, chat_version]
+        refreshed = [status, log_version, transcript, chat_version, stats_box, stats_shown]
         # queue=False: every open page polls each second, and must not wait behind the queue when it is busy
-        timer.tick(refresh, [log_version, chat_version], refreshed, show_progress="hidden", api_name=False,
-                   queue=False)
-        demo.load(refresh, [log_version, chat_version], refreshed, api_name=False)
+        timer.tick(refresh, [log_version, chat_version, stats_shown], refreshed, show_progress="hidden",
+                   api_name=False, queue=False)
+        demo.load(refresh, [log_version, chat_version, stats_shown], refreshed, api_name=False)
         if capabilities.upstream_lists:
             demo.load(load_choices, None, [avatar_id, voice_id], api_name=False)
         demo.unload(unload)
         gr.api(status_log, api_name="status")
+        # queue=False: read-only and light; a script watching a busy server must not wait behind its queue
+        gr.api(stream_stats, api_name="stats", queue=False)
 
     # a full queue refuses new events at once ("queue is full") instead of letting them hang
     demo.queue(default_concurrency_limit=max(8, settings.max_sessions * 2), max_size=QUEUE_MAX_SIZE)
@@ -356,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.secret_values())
     errors_say_what_went_wrong()
+    no_content_type_prints()
     pin_mmap_threshold()
     forget_finished_events()
     service = service_for(settings)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from .server.runtime import Runtime
@@ -19,6 +19,7 @@ MAX_EARLY_EVENTS = 100  # emitted before the session listens (a provider being s
 @dataclass(frozen=True)
 class SpeakingChanged:
     speaking: bool
+    at: float = field(default=0.0, compare=False)  # when the tick that changed it began (time.monotonic)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from avatar_core.events import MediaFailed, SessionEvent, SpeakingChanged
+from avatar_core.events import MediaFailed, SpeakingChanged
 from avatar_core.media.clock import (
     AUDIO_QUEUE_TICKS,
     FRAME_LEAD_S,
@@ -20,25 +20,10 @@ from avatar_core.media.clock import (
     MediaClock,
 )
 from avatar_core.media.format import SAMPLES_PER_TICK, TICK_S, MediaTick
+from tests.support.recording import FakeTime, Recorder
 
 WORK_S = 0.003  # what one tick costs, in fake time (0 in the phase tests: ticks and takes never overlap)
 LOCKED = (FRAME_LEAD_S - 1e-9, FRAME_LEAD_S + PHASE_DEAD_BAND_S + PHASE_STEP_S + 1e-9)  # frame ready -> take
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[SessionEvent] = []
-
-    def emit(self, event: SessionEvent) -> None:
-        self.events.append(event)
 
 
 class Source:

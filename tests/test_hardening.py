@@ -36,6 +36,7 @@ from tests.support.app_process import AppProcess
 from tests.support.controllers import started_controller
 from tests.support.fake_avatars import BlankAvatar
 from tests.support.openai_process import OpenAIServerProcess
+from tests.support.recording import Recorder
 from tests.support.webrtc_viewer import Viewer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -325,14 +326,6 @@ def test_audio_played_from_elsewhere_is_bounded_by_duration_too():
         assert not avatar.play(second)  # closed
 
     asyncio.run(body())
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[object] = []
-
-    def emit(self, event: object) -> None:
-        self.events.append(event)
 
 
 # --- 3. No stack trace reaches a client --------------------------------------------------

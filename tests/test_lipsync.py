@@ -21,6 +21,7 @@ from avatar_core.providers.local.mouth_shapes import (
 from avatar_core.providers.local.phonemes import SILENCE, grouped_marks, timed_phones, to_arpabet
 from avatar_core.providers.local.speech import HIBARI_LEAD_S, HibariVoice, default_catalog
 from avatar_core.providers.local.visemes import TRACK_RATE, VisemeTrack, viseme_track
+from tests.support.recording import Recorder
 
 CATALOG = default_catalog()
 SENTENCE = "Bob moved the map, while you wait."
@@ -153,11 +154,6 @@ def test_a_mark_leaves_the_buffer_with_its_own_audio_and_clear_drops_it():
     assert buffer.pull_marked(SAMPLES_PER_TICK, AUDIO_RATE).mark is None
 
 
-class _Events:
-    def emit(self, event) -> None:
-        pass
-
-
 def _mouth_patch(avatar: LocalAvatar, frame: np.ndarray, pose_dx_dy: tuple[int, int]) -> np.ndarray:
     geometry = avatar._renderer.sprites.geometry
     rows, cols = geometry.roi("mouth")
@@ -178,7 +174,7 @@ def _shape_shown(avatar: LocalAvatar, index: int, frame: np.ndarray) -> str:
 
 def test_the_avatar_shows_the_shape_of_the_audio_it_sends_and_interrupt_clears_both():
     async def run() -> None:
-        avatar = LocalAvatar("ava", CATALOG.get("espeak-us-male"), "low", _Events())
+        avatar = LocalAvatar("ava", CATALOG.get("espeak-us-male"), "low", Recorder())
         [spoken] = CATALOG.get("espeak-us-male").sentences(SENTENCE)
         assert spoken.phones is not None
         expected_track = viseme_track(spoken.phones, spoken.audio.size / AUDIO_RATE)
@@ -210,7 +206,7 @@ def test_the_avatar_shows_the_shape_of_the_audio_it_sends_and_interrupt_clears_b
 
 def test_audio_without_timings_keeps_the_loudness_mouth():
     async def run() -> None:
-        avatar = LocalAvatar("ava", CATALOG.get("heart"), "low", _Events())
+        avatar = LocalAvatar("ava", CATALOG.get("heart"), "low", Recorder())
         [spoken] = CATALOG.get("heart").sentences(SENTENCE)
         assert avatar.play(spoken.audio)  # audio made elsewhere: no phones came with it
         shown = [_shape_shown(avatar, i, avatar.tick(i).frame) for i in range(15)]
@@ -223,7 +219,7 @@ def test_audio_without_timings_keeps_the_loudness_mouth():
 
 def test_the_loudness_setting_keeps_the_old_mouth_for_a_voice_with_timings():
     async def run() -> None:
-        avatar = LocalAvatar("ava", CATALOG.get("espeak-us-male"), "low", _Events(), lips_follow_phonemes=False)
+        avatar = LocalAvatar("ava", CATALOG.get("espeak-us-male"), "low", Recorder(), lips_follow_phonemes=False)
         await avatar.speak(SENTENCE)
         while avatar.queued_audio_s == 0:
             await asyncio.sleep(0.01)

@@ -3,14 +3,17 @@ version of Gradio or fastrtc. When a pin moves, this fails: check each workaroun
 against the new version, drop the ones it no longer needs, then update WORKS_AROUND."""
 
 import asyncio
+import inspect
 from importlib.metadata import version
 from pathlib import Path
 
 import gradio as gr
+import gradio.routes
+import httpx
 from aiortc import RTCSessionDescription
 from fastrtc import WebRTC
 
-from avatar_core.server.workarounds import WORKS_AROUND, StableVideoHandler
+from avatar_core.server.workarounds import WORKS_AROUND, StableVideoHandler, no_content_type_prints
 from avatar_core.voice.microphone import MicrophoneHandler
 from tests.support.microphone import MicrophoneTrack
 from tests.support.offers import page_peer
@@ -68,3 +71,24 @@ def test_a_microphone_stream_that_fastrtc_cleans_up_stops_with_everything_it_hol
         assert not [name for name in left if name in stream], left
 
     asyncio.run(body())
+
+
+def test_gradios_component_server_route_prints_no_content_type_line(capfd):
+    """Gradio 5.50.0 prints `content_type application/json` for every WebRTC offer and ICE
+    candidate (workaround 12): the line is gone, what else that module prints is not."""
+    assert 'print("content_type", content_type)' in inspect.getsource(gradio.routes)  # still in the pin
+    assert no_content_type_prints() and no_content_type_prints()  # idempotent
+    with gr.Blocks() as demo:
+        box = gr.Textbox()
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=gradio.routes.App.create_app(demo))
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            return await client.post("/gradio_api/component_server/", json={
+                "component_id": box._id, "fn_name": "nothing", "session_hash": "s", "data": {}})
+
+    reply = asyncio.run(call())
+    assert reply.status_code == 404  # the route ran (and refused the unknown function)
+    gradio.routes.print("Still", "printed")  # type: ignore[attr-defined]
+    out = capfd.readouterr().out
+    assert "content_type" not in out and "Still printed" in out

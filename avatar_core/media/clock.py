@@ -37,6 +37,7 @@ FRAME_LEAD_S = 0.006
 PHASE_STEP_S = 0.001
 PHASE_DEAD_BAND_S = 0.002  # closer than this is locked: jitter must not walk the clock
 RECENT_TAKES = 25  # a late event loop only ever makes takes late: the earliest shows the timer
+SENT_HISTORY = 128  # takes kept for the stream stats: 5 s at 25 fps, more than their window
 LATE_TICK_S = TICK_S / 2  # a tick that begins this much after it was due counts as late
 REANCHOR_S = 0.25  # further behind than this (machine stalled): start afresh, don't burst
 
@@ -67,6 +68,7 @@ class MediaClock:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="media-clock", daemon=True)
         self._takes: deque[float] = deque(maxlen=RECENT_TAKES)  # when the video stream took frames
+        self._sent: deque[float] = deque(maxlen=SENT_HISTORY)  # the same, longer, for the stream stats
         self._start = now()  # when tick 0 is due; moved later by the phase lock
         self._index = 0
         self._speaking = False
@@ -92,6 +94,15 @@ class MediaClock:
     def stats(self) -> ClockStats:
         return ClockStats(self._index, self._late_ticks, self._phase_error,
                           self._audio_dropped + self._audio_cleared)
+
+    @property
+    def audio_queued_s(self) -> float:
+        """Audio made and waiting for the viewer to take it."""
+        return self._audio.qsize() * TICK_S
+
+    def sent_times(self) -> list[float]:
+        """When the video stream took its recent frames (at most SENT_HISTORY), oldest first."""
+        return list(self._sent)
 
     def start(self) -> None:
         self._start = self._now()
@@ -127,7 +138,9 @@ class MediaClock:
         """The newest finished frame, or None once stopped. Never blocks."""
         if self._stop.is_set():
             return None
-        self._takes.append(self._now())
+        taken = self._now()
+        self._takes.append(taken)
+        self._sent.append(taken)
         return self._latest
 
     def audio_chunks(self) -> Iterator[np.ndarray]:
@@ -170,7 +183,7 @@ class MediaClock:
         self._publish_audio(tick.audio)
         if tick.speaking != self._speaking:
             self._speaking = tick.speaking
-            self._events.emit(SpeakingChanged(tick.speaking))
+            self._events.emit(SpeakingChanged(tick.speaking, at=began))
         self._busy = 0.9 * self._busy + 0.1 * (self._now() - began)
         self._start += self._phase_step()
         self._index += 1

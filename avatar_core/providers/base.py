@@ -18,6 +18,7 @@ from typing import Literal, get_args
 from ..errors import UserError
 from ..events import EventSink
 from ..media.format import MediaTick
+from ..media.frame_history import UpstreamVideo
 from ..text import shown
 
 Quality = Literal["low", "medium", "high"]
@@ -86,6 +87,17 @@ class Avatar(ABC):
 
     @abstractmethod
     def tick(self, index: int) -> MediaTick: ...
+
+    @property
+    def queued_audio_s(self) -> float | None:
+        """Speech made and waiting in the avatar to be ticked out, for the stream stats;
+        None when it cannot tell. Read once a second from the event loop: keep it cheap."""
+        return None
+
+    def upstream_video(self) -> UpstreamVideo | None:
+        """A relayed avatar's upstream frame rate and lip-sync hold, for the stream stats;
+        None for an avatar drawn here."""
+        return None
 
     async def start(self) -> None:
         """Begin media (Start was clicked); raises ProviderError if it cannot."""

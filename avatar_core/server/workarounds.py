@@ -33,6 +33,14 @@ is checked again (and removed when the new version no longer needs it).
    lacks what was set on the original after construction (fastrtc's stream handler, the
    offer guard): a WebRTC component must never be updated; app.py shows the column around
    the microphone instead.
+12. Gradio 5.50.0's component_server route prints `content_type <type>` (a debugging line
+   left in) for every call to a component's server function: every WebRTC offer and ICE
+   candidate, a line each in the operator's console. That module's print drops exactly
+   that line (no_content_type_prints); anything else it prints still goes out.
+13. Gradio 5.50.0's page shows the error of an unqueued call (queue=False) as a toast for
+   10 s whatever gr.Error says (its `visible` and `duration` are read for queued calls only),
+   over the buttons. The page's unqueued buttons (Repeat, Talk, Interrupt) raise no error:
+   it is in the status log; the API's endpoints of the same names raise theirs (app.py).
 
 ## 1. Letting Gradio 5's queue forget events it has finished
 
@@ -52,6 +60,7 @@ use) would answer 500 instead of success for an event already dropped.
 
 from __future__ import annotations
 
+import builtins
 import functools
 import html
 import logging
@@ -61,6 +70,7 @@ from typing import Any
 
 import gradio
 import gradio.queueing
+import gradio.routes
 import gradio.utils
 from fastrtc import VideoStreamHandler, WebRTC
 from fastrtc.tracks import StreamHandlerBase
@@ -194,3 +204,20 @@ def quiet_gradio_6_warnings() -> None:
     """fastrtc 0.0.34 needs gradio < 6, whose replacements for these parameters do not exist yet."""
     warnings.filterwarnings("ignore", message=".*removed in Gradio 6.0", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message="The default value of 'allow_tags'", category=DeprecationWarning)
+
+
+def no_content_type_prints() -> bool:
+    """Give gradio.routes a print that drops its `print("content_type", content_type)` line
+    (a module-level name shadows the builtin there); True when in place."""
+    current = getattr(gradio.routes, "print", None)
+    if getattr(current, "drops_content_type", False):
+        return True
+
+    def print_(*args: Any, **kwargs: Any) -> None:
+        if len(args) == 2 and args[0] == "content_type" and not kwargs:
+            return
+        builtins.print(*args, **kwargs)
+
+    print_.drops_content_type = True  # type: ignore[attr-defined]
+    gradio.routes.print = print_  # type: ignore[attr-defined]
+    return True

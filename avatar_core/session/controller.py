@@ -27,6 +27,7 @@ from . import inputs
 from .manager import SessionManager
 from .session import AvatarSession, SessionState
 from .status_log import StatusLog
+from .stream_stats import CpuMeter, ProcessStats, StatsReport, usable_cores
 
 log = logging.getLogger(__name__)
 BROWSER_FORGET_S = 3600  # a browser with no session and no action for this long is forgotten
@@ -74,6 +75,8 @@ class Controller:
         self.talk_settings = talk
         self._browsers: dict[str, Browser] = {}
         self.max_picture_bytes = MAX_PICTURE_BYTES
+        self._cpu = CpuMeter()
+        self._cores = usable_cores()
 
     # --- browsers ------------------------------------------------------------------------
     def browser(self, key: str) -> Browser:
@@ -400,6 +403,14 @@ class Controller:
         browser = self._browsers.get(key)
         session = self.sessions.get(browser.session_id) if browser is not None else None
         return session is not None and session.state in (SessionState.CONNECTING, SessionState.LIVE)
+
+    def stats(self, key: str) -> StatsReport:
+        """This browser's own session's stream stats (none without one) and the process's load.
+        Read-only: asking creates no browser."""
+        browser = self._browsers.get(key)
+        session = self.sessions.get(browser.session_id) if browser is not None else None
+        own = session.stream_stats() if session is not None and session.state is not SessionState.CLOSED else None
+        return StatsReport(own, ProcessStats(self._cpu.share(), self._cores, len(self.sessions)))
 
     def status(self, key: str) -> tuple[int, str]:
         browser = self.browser(key)

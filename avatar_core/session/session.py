@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 
 import numpy as np
@@ -34,6 +35,7 @@ from ..talk.llm import LLM
 from ..tasks import TaskOwner
 from ..voice.listener import Listener
 from .status_log import StatusLog
+from .stream_stats import FirstSpeech, StreamStats, measure
 
 log = logging.getLogger(__name__)
 CONNECT_WAIT_S = 8.0  # Repeat/Talk right after Start wait this long for the stream
@@ -75,6 +77,7 @@ class AvatarSession:
         self._stretch_began = 0.0  # when the avatar's current stretch of speaking began
         self._quiet_since = float("-inf")
         self.listener: Listener | None = None  # voice input, once a microphone connects
+        self.first_speech = FirstSpeech()  # Repeat/Talk -> speech, for the stream stats
         events.listen(self._on_event)
 
     # --- derived state -------------------------------------------------------------------
@@ -103,6 +106,9 @@ class AvatarSession:
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()
+
+    def stream_stats(self) -> StreamStats:
+        return measure(self.clock, self.avatar, self.first_speech, time.monotonic())
 
     # --- actions -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -153,7 +159,8 @@ class AvatarSession:
     async def speak(self, text: str) -> None:
         """Repeat: `text` is said as it is."""
         text = await self.ready_to_speak(text)
-        await self._upstream(self.avatar.speak(text))
+        with self._first_speech_asked():
+            await self._upstream(self.avatar.speak(text))
 
     async def say(self, sentence: str) -> None:
         """Talk's sentences: when the avatar's queue is full, wait for room instead of refusing."""
@@ -170,18 +177,32 @@ class AvatarSession:
         Returns what was said; CancelledError when Interrupt ended it."""
         if self.answering:
             raise UserError("The avatar is still answering. Click Interrupt first, or wait.")
-        self._reply = self._tasks.spawn(self.conversation.talk(llm, text, self.say), "talk", awaited=True)
-        return await self._reply
+        with self._first_speech_asked():
+            self._reply = self._tasks.spawn(self.conversation.talk(llm, text, self.say), "talk", awaited=True)
+            return await self._reply
 
     async def answer_natively(self, text: str) -> None:
         """Talk with the provider's own LLM: the answer arrives as a NativeReply event."""
         self.conversation.asked_elsewhere(text)
-        await self._upstream(self.avatar.talk(text))
+        with self._first_speech_asked():
+            await self._upstream(self.avatar.talk(text))
+
+    @contextmanager
+    def _first_speech_asked(self) -> Iterator[None]:
+        """Accepted text: the stats time it to the first speech; a failed ask is withdrawn."""
+        at = time.monotonic()
+        self.first_speech.asked(at, self._speaking)
+        try:
+            yield
+        except BaseException:
+            self.first_speech.cancel(at)
+            raise
 
     async def interrupt(self) -> None:
         """Stop talking now: end the LLM reply in progress (and any sentence it is handing
         over), then drop queued speech, so nothing reaches the avatar after the interrupt."""
         await self._tasks.cancel(self._reply)
+        self.first_speech.cancel()
         self.touch()
         await self._upstream(self.avatar.interrupt())
         self.clock.clear()
@@ -202,8 +223,10 @@ class AvatarSession:
     # --- events from the parts (always on the loop) --------------------------------------
     def _on_event(self, event: SessionEvent) -> None:
         match event:
-            case SpeakingChanged(speaking=speaking):
+            case SpeakingChanged(speaking=speaking, at=at):
                 self._speaking_changed(speaking)
+                if speaking:
+                    self.first_speech.spoke(at)
                 self.log.add("Avatar started speaking." if speaking else "Avatar finished speaking.")
             case UpstreamMessage(text=text):
                 self.log.add(text)

@@ -18,6 +18,7 @@ import numpy as np
 from ...events import EventSink, MediaFailed, NativeReply, UpstreamMessage
 from ...media.audio_buffer import AudioBuffer
 from ...media.format import AUDIO_RATE, SAMPLES_PER_TICK, MediaTick
+from ...media.frame_history import UpstreamVideo
 from ...tasks import TaskOwner
 from ...text import valid_text
 from ..base import QUALITY_SIZES, Avatar, Quality
@@ -82,6 +83,13 @@ class HeyGenAvatar(Avatar):
         audio_wait_s = AIORTC_AUDIO_PREFETCH_S + self._audio.pending_samples / AUDIO_RATE
         frame = self._media.frame_from(audio_wait_s)
         return MediaTick(self._blank if frame is None else frame, audio, self._talking)
+
+    @property
+    def queued_audio_s(self) -> float:
+        return self._audio.pending_samples / AUDIO_RATE
+
+    def upstream_video(self) -> UpstreamVideo:
+        return self._media.upstream_video()
 
     async def speak(self, text: str) -> None:
         await self._client.task(self._session.session_id, text, "repeat", "async")

@@ -22,7 +22,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from ...events import EventSink, MediaFailed
 from ...media.audio_buffer import AudioBuffer
 from ...media.format import AUDIO_RATE
-from ...media.frame_history import FrameHistory
+from ...media.frame_history import FrameHistory, UpstreamVideo
 from ...tasks import TaskOwner
 from .client import HeyGenClient, NewSession
 from .errors import MediaError
@@ -38,6 +38,8 @@ class MediaTransport(Protocol):
     def frame_from(self, seconds_ago: float) -> np.ndarray | None: ...
 
     def seconds_since_frame(self) -> float: ...
+
+    def upstream_video(self) -> UpstreamVideo: ...
 
     async def close(self) -> None: ...
 
@@ -98,6 +100,9 @@ class V1WebRTCMedia:
 
     def seconds_since_frame(self) -> float:
         return self._frames.seconds_since_frame()
+
+    def upstream_video(self) -> UpstreamVideo:
+        return self._frames.measure()
 
     def _message(self, raw: str | bytes) -> None:
         with contextlib.suppress(ValueError, TypeError):

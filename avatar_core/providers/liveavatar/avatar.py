@@ -22,6 +22,7 @@ import numpy as np
 from ...events import EventSink, MediaFailed, UpstreamMessage
 from ...media.audio_buffer import AudioBuffer
 from ...media.format import AUDIO_RATE, SAMPLES_PER_TICK, MediaTick
+from ...media.frame_history import UpstreamVideo
 from ...tasks import TaskOwner
 from ...text import json_object
 from ..base import QUALITY_SIZES, Avatar, Quality
@@ -95,6 +96,13 @@ class LiveAvatarAvatar(Avatar):
         # the frame that arrived as long ago as this audio waited: lips stay with the voice
         frame = self._room.frames.frame_from(LIVEKIT_AUDIO_LEAD_S + self._audio.pending_samples / AUDIO_RATE)
         return MediaTick(self._blank if frame is None else frame, audio, self.talking)
+
+    @property
+    def queued_audio_s(self) -> float:
+        return self._audio.pending_samples / AUDIO_RATE
+
+    def upstream_video(self) -> UpstreamVideo:
+        return self._room.frames.measure()
 
     def _room_event(self, event: dict[str, Any]) -> None:
         if event.get("kind") == "ended":
