@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import httpx
@@ -21,6 +22,7 @@ from gradio_client.exceptions import AppError
 from avatar_core.providers.local.face import QUALITY_SIZES, face_sprites
 from tests.support.log_lines import holds
 from tests.support.microphone import MicrophoneTrack, connect_microphone
+from tests.support.mouth_reading import MouthReader
 from tests.support.offers import offer_to, page_peer
 
 
@@ -51,6 +53,9 @@ class Received:
         return max(vals) if vals else 0.0
 
 
+MAX_MOUTH_CROPS = 25 * 120  # two minutes of frames (a few kB each)
+MAX_AUDIO_PACKETS = 50 * 120  # two minutes of 20 ms packets
+AUDIO_PCM_RATE = 48_000  # what aiortc's Opus decoder gives
 SPEECH_RMS = 0.02  # an audio packet this loud is speech (bench/stream.py's onsets use the same levels)
 OPEN_MOUTH = 0.05  # this much mouth darkness is an open mouth
 
@@ -72,9 +77,14 @@ def mouth_darkness(frame: np.ndarray) -> float:
 
 
 class Viewer:
-    def __init__(self, url: str, analyse_video: bool = True) -> None:
+    def __init__(self, url: str, analyse_video: bool = True, mouth_reader: MouthReader | None = None) -> None:
         self.url = url
         self.analyse_video = analyse_video  # False: only count frames (cheaper, for many viewers)
+        # with a reader: each frame's mouth area is kept, as (arrival time, crop), to read afterwards
+        self.mouth_reader = mouth_reader
+        self.mouth_crops: deque[tuple[float, np.ndarray]] = deque(maxlen=MAX_MOUTH_CROPS)
+        # with a reader, the received sound too: (arrival time, mono samples at AUDIO_PCM_RATE)
+        self.audio_packets: deque[tuple[float, np.ndarray]] = deque(maxlen=MAX_AUDIO_PACKETS)
         self.api = Client(url, verbose=False)
         config = self.api.config
         self._ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
@@ -162,9 +172,13 @@ class Viewer:
                     sink.size = (frame.width, frame.height)
                     sink.last_frame = image
                     sink.values.append(mouth_darkness(image))
+                    if self.mouth_reader is not None:
+                        self.mouth_crops.append((now, self.mouth_reader.crop(image)))
                 else:
                     pcm = frame.to_ndarray().astype(np.float32) / 32768.0
                     sink.values.append(float(np.sqrt(np.mean(pcm**2))))
+                    if self.mouth_reader is not None:  # interleaved stereo -> mono
+                        self.audio_packets.append((now, pcm.reshape(-1, len(frame.layout.channels)).mean(axis=1)))
                 sink.times.append(now)
         except MediaStreamError:
             pass

@@ -401,7 +401,7 @@ class FaceRenderer:
             return first
         second = self.sprites.shapes[mouth.toward][mouth.jaw_level]
         # a cross-fade on a patch of ~100x60 pixels: tens of microseconds
-        np.multiply(first, BLEND_DIVISOR - mouth.blend_step, out=self._blend, dtype=np.uint16)
-        self._blend += second.astype(np.uint16) * mouth.blend_step
+        np.multiply(first, np.uint16(BLEND_DIVISOR - mouth.blend_step), out=self._blend, dtype=np.uint16)
+        self._blend += second.astype(np.uint16) * np.uint16(mouth.blend_step)
         self._blend //= BLEND_DIVISOR
         return self._blend
