@@ -100,8 +100,9 @@ def browser_of(request: gr.Request) -> str:
 
 def build_app(settings: Settings, ice: IceConfiguration, service: AvatarService,
               recognizer: Recognizer) -> tuple[gr.Blocks, Controller]:
+    video_delay_ms = service.video_delay_ms if settings.video_delay_ms is None else settings.video_delay_ms
     sessions = SessionManager(service, settings.max_sessions, settings.session_idle_timeout_s,
-                              video_delay_ticks=round(settings.video_delay_ms / 1000 / TICK_S),
+                              video_delay_ticks=round(video_delay_ms / 1000 / TICK_S),
                               connection_help=ice.connection_help(),
                               max_per_client=settings.max_sessions_per_client,
                               admission=Admission(min_fps=settings.admission_min_fps)

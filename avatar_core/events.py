@@ -19,7 +19,7 @@ MAX_EARLY_EVENTS = 100  # emitted before the session listens (a provider being s
 @dataclass(frozen=True)
 class SpeakingChanged:
     speaking: bool
-    at: float = field(default=0.0, compare=False)  # when the tick that changed it began (time.monotonic)
+    at: float = field(compare=False)  # when the tick that changed it began (time.monotonic)
 
 
 @dataclass(frozen=True)

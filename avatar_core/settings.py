@@ -82,9 +82,9 @@ class Settings(BaseSettings):
     default_quality: Quality = Field(
         "low", description="Quality selected when the page opens."
     )
-    video_delay_ms: int = Field(  # 40: measured with the lips from phonemes (BENCHMARKS.md "Lip sync")
-        40, ge=0, le=500, description="Hold video back this long to line it up with audio at the viewer."
-    )
+    video_delay_ms: int | None = Field(
+        None, ge=0, le=500, description="Hold video back this long to line it up with audio at the viewer "
+        "(default: the provider's own, 40 for the offline avatar, 0 for relays).")
     turn_provider: Literal["none", "hf", "cloudflare", "custom"] = Field(
         "none", description="TURN relay for viewers behind NAT: `none`, `hf` (HF_TOKEN), `cloudflare` "
                             "(its keys) or `custom` (TURN_URLS...). Needed on Hugging Face Spaces.")

@@ -152,7 +152,7 @@ def test_speaking_changes_are_sent_once_each():
     clock = MediaClock(Source(now, speaking=range(3, 6)), events, now=now)
     for _ in range(10):
         clock.step()
-    assert events.events == [SpeakingChanged(True), SpeakingChanged(False)]
+    assert events.events == [SpeakingChanged(True, at=0.0), SpeakingChanged(False, at=0.0)]
 
 
 def test_a_failing_source_stops_the_clock_and_reports_it():

@@ -33,16 +33,16 @@ def test_events_from_another_thread_arrive_on_the_loop_in_order():
 def test_events_before_the_listener_wait_for_it_and_none_after_close():
     async def body():
         events = SessionEvents(Runtime.on_running_loop(1))
-        events.emit(SpeakingChanged(True))
+        events.emit(SpeakingChanged(True, at=0.0))
         await asyncio.sleep(0.01)
         got: list[object] = []
         events.listen(got.append)
-        assert got == [SpeakingChanged(True)]
-        events.emit(SpeakingChanged(False))  # on its way to the loop when the session closes
+        assert got == [SpeakingChanged(True, at=0.0)]
+        events.emit(SpeakingChanged(False, at=0.0))  # on its way to the loop when the session closes
         events.close()
-        events.emit(SpeakingChanged(True))
+        events.emit(SpeakingChanged(True, at=0.0))
         await asyncio.sleep(0.01)
-        assert got == [SpeakingChanged(True)]
+        assert got == [SpeakingChanged(True, at=0.0)]
 
     asyncio.run(body())
 

@@ -23,6 +23,7 @@ DESCRIBED = {
     "TURN_CREDENTIALS_URL": ("the provider's", None),
     "LLM_MODEL": (f"`{OPENAI_DEFAULT_MODEL}` (OpenAI), `{HF_DEFAULT_MODEL}` (HF router)", None),
     "STT_MODEL": ("the bundled one", None),
+    "VIDEO_DELAY_MS": ("the provider's", None),
 }
 
 

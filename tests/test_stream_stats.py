@@ -252,9 +252,15 @@ def test_the_page_gets_plain_short_lines_and_the_api_json():
 
 
 class Queued(BlankAvatar):
+    """A blank avatar with speech waiting: 250 ms for avatar ID "a", 750 ms for any other."""
+
+    def __init__(self, avatar_id: str) -> None:
+        super().__init__()
+        self._queued_s = 0.25 if avatar_id == "a" else 0.75
+
     @property
     def queued_audio_s(self) -> float:
-        return 0.25
+        return self._queued_s
 
 
 class QueuedService(AvatarService):
@@ -264,7 +270,7 @@ class QueuedService(AvatarService):
         return Choices()
 
     async def create(self, avatar_id: str, voice_id: str, quality: Quality, events: EventSink) -> Avatar:
-        return Queued()
+        return Queued(avatar_id)
 
 
 def test_a_browser_gets_its_own_sessions_stats_and_asking_creates_nothing():
@@ -280,6 +286,13 @@ def test_a_browser_gets_its_own_sessions_stats_and_asking_creates_nothing():
             assert mine.process.open_sessions == 1 and mine.process.cores >= 1
             other = c.stats("someone-else")
             assert other.session is None and other.process.open_sessions == 1
+            await c.new_session("theirs", "b", "v", "low")  # a second visitor, streaming too
+            await c.start("theirs")
+            theirs, mine = c.stats("theirs"), c.stats("mine")
+            assert theirs.session is not None and theirs.session.avatar_audio_ms == pytest.approx(750.0)
+            assert mine.session is not None and mine.session.avatar_audio_ms == pytest.approx(250.0)
+            assert mine.process.open_sessions == 2
+            await c.close("theirs")
             assert "someone-else" not in c._browsers  # read-only: no browser made for a caller
             await c.close("mine")
             assert c.stats("mine").session is None

@@ -18,8 +18,8 @@ import numpy as np
 class Pulled:
     audio: np.ndarray  # exactly the samples asked for, zero-padded
     speaking: bool  # any of them was pushed audio
-    mark: Any = None  # the mark of the part holding the chunk's middle sample (None: no mark, or silence)
-    mark_offset_s: float = 0.0  # where that middle sample is in its part
+    mark: Any = None  # the mark of the part holding the chunk's middle sample
+    middle_offset: int | None = None  # where that sample is in its part (None: the middle is padding)
 
 
 class AudioBuffer:
@@ -67,21 +67,21 @@ class AudioBuffer:
         pulled = self.pull_marked(n)
         return pulled.audio, pulled.speaking
 
-    def pull_marked(self, n: int, rate: int = 1) -> Pulled:
-        """Exactly `n` samples, with the mark and position (in s at `rate`) of the middle one."""
+    def pull_marked(self, n: int) -> Pulled:
+        """Exactly `n` samples, with the mark and position of the middle one."""
         out = np.zeros(n, np.float32)
         filled = 0
         middle = n // 2
-        mark, mark_offset = None, 0
+        mark, middle_offset = None, None
         with self._lock:
             while filled < n and self._parts:
                 part = self._parts[0]
                 take = min(n - filled, part.size - self._offset)
                 if filled <= middle < filled + take:
-                    mark, mark_offset = self._marks[0], self._offset + middle - filled
+                    mark, middle_offset = self._marks[0], self._offset + middle - filled
                 out[filled : filled + take] = part[self._offset : self._offset + take]
                 filled += take
                 self._offset += take
                 if self._offset == part.size:
                     self._pop()
-        return Pulled(out, filled > 0, mark, mark_offset / rate)
+        return Pulled(out, filled > 0, mark, middle_offset)

@@ -37,7 +37,7 @@ FRAME_LEAD_S = 0.006
 PHASE_STEP_S = 0.001
 PHASE_DEAD_BAND_S = 0.002  # closer than this is locked: jitter must not walk the clock
 RECENT_TAKES = 25  # a late event loop only ever makes takes late: the earliest shows the timer
-SENT_HISTORY = 128  # takes kept for the stream stats: 5 s at 25 fps, more than their window
+TAKES_KEPT = 128  # and for the stream stats: 5 s at 25 fps, more than their window
 LATE_TICK_S = TICK_S / 2  # a tick that begins this much after it was due counts as late
 REANCHOR_S = 0.25  # further behind than this (machine stalled): start afresh, don't burst
 
@@ -67,8 +67,7 @@ class MediaClock:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="media-clock", daemon=True)
-        self._takes: deque[float] = deque(maxlen=RECENT_TAKES)  # when the video stream took frames
-        self._sent: deque[float] = deque(maxlen=SENT_HISTORY)  # the same, longer, for the stream stats
+        self._takes: deque[float] = deque(maxlen=TAKES_KEPT)  # when the video stream took frames
         self._start = now()  # when tick 0 is due; moved later by the phase lock
         self._index = 0
         self._speaking = False
@@ -101,8 +100,8 @@ class MediaClock:
         return self._audio.qsize() * TICK_S
 
     def sent_times(self) -> list[float]:
-        """When the video stream took its recent frames (at most SENT_HISTORY), oldest first."""
-        return list(self._sent)
+        """When the video stream took its recent frames (at most TAKES_KEPT), oldest first."""
+        return list(self._takes)
 
     def start(self) -> None:
         self._start = self._now()
@@ -138,9 +137,7 @@ class MediaClock:
         """The newest finished frame, or None once stopped. Never blocks."""
         if self._stop.is_set():
             return None
-        taken = self._now()
-        self._takes.append(taken)
-        self._sent.append(taken)
+        self._takes.append(self._now())
         return self._latest
 
     def audio_chunks(self) -> Iterator[np.ndarray]:
@@ -191,7 +188,7 @@ class MediaClock:
     def _phase_step(self) -> float:
         """How much later to run the next ticks, towards finishing each frame FRAME_LEAD_S
         before the video stream takes it."""
-        takes = list(self._takes)
+        takes = list(self._takes)[-RECENT_TAKES:]
         if not takes:
             return 0.0
         start = self._start

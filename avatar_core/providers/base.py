@@ -127,6 +127,9 @@ class AvatarService(ABC):
     label: str  # for people: "HeyGen"
     capabilities = Capabilities()
     close_timeout_s = 10.0  # how long closing every session (and itself) may take at shutdown
+    # video held back to line it up with audio at the viewer, unless VIDEO_DELAY_MS says otherwise:
+    # a relay's own hold (measured with none) already lines its lips up
+    video_delay_ms = 0
 
     @abstractmethod
     def initial_choices(self) -> Choices:

@@ -206,12 +206,12 @@ def quiet_gradio_6_warnings() -> None:
     warnings.filterwarnings("ignore", message="The default value of 'allow_tags'", category=DeprecationWarning)
 
 
-def no_content_type_prints() -> bool:
+def no_content_type_prints() -> None:
     """Give gradio.routes a print that drops its `print("content_type", content_type)` line
-    (a module-level name shadows the builtin there); True when in place."""
+    (a module-level name shadows the builtin there); once, however often called."""
     current = getattr(gradio.routes, "print", None)
     if getattr(current, "drops_content_type", False):
-        return True
+        return
 
     def print_(*args: Any, **kwargs: Any) -> None:
         if len(args) == 2 and args[0] == "content_type" and not kwargs:
@@ -220,4 +220,3 @@ def no_content_type_prints() -> bool:
 
     print_.drops_content_type = True  # type: ignore[attr-defined]
     gradio.routes.print = print_  # type: ignore[attr-defined]
-    return True

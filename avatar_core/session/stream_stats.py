@@ -5,7 +5,7 @@ busy is the server?).
 
 Computed only when asked (the page's refresh, once a second, or the `stats` API), from
 what the parts keep anyway (the clock's bounded take times and counters, the avatar's
-queues): nothing is added per frame.
+queues, a relay's last hold): per frame nothing is added but that one float.
 """
 
 from __future__ import annotations

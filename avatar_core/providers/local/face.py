@@ -292,9 +292,9 @@ def _paint_shape(c: Canvas, g: Geometry, look: Look, shape: MouthShape, jaw: flo
     lip = shape.lips * s
     if shape.pressed:  # both lips full and pressed flat, a dark seam between them
         c.paint(ellipse(mx, my + 0.01 * s, w + 0.02 * s, 0.055 * s), look.lips, box)
-        r, g_, b = look.lips
+        seam = (int(look.lips[0] * 0.55), int(look.lips[1] * 0.55), int(look.lips[2] * 0.55))
         c.paint(intersect(lambda x, y: np.abs(y - (my + 0.008 * s)) - 0.009 * s, lambda x, y: np.abs(x - mx) - w),
-                (int(r * 0.55), int(g_ * 0.55), int(b * 0.55)), box)
+                seam, box)
         return
     h = (0.02 + 0.17 * shape.opening * jaw) * s
     cy = my + 0.5 * h - 0.02 * s

@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 class LocalService(AvatarService):
     name = "local"
     label = "the built-in offline avatar"
+    # a viewer's audio waits in its jitter buffer, its video hardly: one frame back keeps
+    # the lips over their own sound (BENCHMARKS.md "Lip sync")
+    video_delay_ms = 40
 
     def __init__(self, default_quality: Quality = "low", lip_sync: LipSync = "phonemes") -> None:
         self._default_quality = default_quality

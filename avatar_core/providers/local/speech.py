@@ -99,6 +99,7 @@ class HibariVoice:
         self.voice_id, self.label, self._hibari_voice = voice_id, label, hibari_voice
         self._lock = threading.Lock()
         self._tts = None
+        self._session = None  # the model hibari runs, with the durations output when it has them
         self._timed = False
 
     def _engine(self):
@@ -109,21 +110,22 @@ class HibariVoice:
 
             # download_missing=False: a voice that is not in the wheel fails, never fetches
             path = voice_path(self._hibari_voice, False)
-            tts = Hibari(voice=self._hibari_voice, model=path)
+            tts = Hibari(voice=self._hibari_voice, model=path)  # its G2P, vocabulary and session
             timed_model = _with_durations(path)
+            self._session = tts.sess
             if timed_model is not None:  # the same options hibari gives its own session
                 options = ort.SessionOptions()
                 options.intra_op_num_threads = options.inter_op_num_threads = 1
                 options.log_severity_level = 3
-                tts.sess = ort.InferenceSession(timed_model, options, providers=["CPUExecutionProvider"])
+                self._session = ort.InferenceSession(timed_model, options, providers=["CPUExecutionProvider"])
                 self._timed = True
             self._tts = tts
-        return self._tts
+        return self._tts, self._session
 
     def _synthesize(self, sentence: str) -> tuple[np.ndarray, list[Phone] | None]:
         from hibari import dsp
 
-        tts = self._engine()
+        tts, session = self._engine()
         audio: list[np.ndarray] = []
         phones: list[Phone] | None = [] if self._timed else None
         offset_s = 0.0
@@ -132,7 +134,7 @@ class HibariVoice:
             ids = tts.ids(chunk)
             if len(ids) < 3:
                 continue
-            out = tts.sess.run(None, {"ids": np.asarray([ids], np.int64), "speed": np.asarray([1.0], np.float32)})
+            out = session.run(None, {"ids": np.asarray([ids], np.int64), "speed": np.asarray([1.0], np.float32)})
             wav = dsp.synth(*(o[0] for o in out[:6]), np.random.default_rng())
             if phones is not None:
                 frames = [float(d) * MODEL_FRAME_SAMPLES / AUDIO_RATE for d in np.ravel(out[6])]
@@ -167,7 +169,7 @@ class _EspeakLibrary:
 
     SYNCHRONOUS = 2
     PHONEME_EVENTS, PHONEME_IPA = 1, 2  # espeak_Initialize options: phoneme events, named in IPA
-    EVENT_END, EVENT_PHONEME = 0, 7
+    EVENT_LIST_TERMINATED, EVENT_PHONEME = 0, 7
     RATE, PITCH = 1, 3
 
     def __init__(self) -> None:
@@ -197,9 +199,11 @@ class _EspeakLibrary:
         if count > 0:
             self._chunks.append(np.ctypeslib.as_array(samples, shape=(count,)).copy())
         i = 0
-        while events and events[i].type != self.EVENT_END:  # the list ends with a terminator event
+        while events and events[i].type != self.EVENT_LIST_TERMINATED:
             if events[i].type == self.EVENT_PHONEME:
                 name = events[i].name.decode("utf-8", "replace")  # "" is a pause
+                # `sample` (speak_lib.h: "internal use"), the exact start; audio_position is
+                # rounded to ms (tests/test_lipsync.py checks the events cover the audio)
                 self._phonemes.append((name, events[i].sample))
             i += 1
         return 0

@@ -37,7 +37,8 @@ def _mapping() -> Mapping:
     from openfacefx.mapping import Mapping, Target
 
     default = Mapping.default()
-    assert tuple(default.target_names) == VISEMES[:-1], "openfacefx changed its viseme set"
+    if tuple(default.target_names) != VISEMES[:-1]:
+        raise RuntimeError(f"openfacefx's visemes are not the 15 this module maps: {default.target_names}")
     rows = {**default.rows, "W": {"WW": 1.0}}
     return Mapping(targets=[*default.targets, Target("WW", "lips")], rows=rows)
 
