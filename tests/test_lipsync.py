@@ -21,6 +21,7 @@ from avatar_core.providers.local.mouth_shapes import (
 from avatar_core.providers.local.phonemes import SILENCE, grouped_marks, timed_phones, to_arpabet
 from avatar_core.providers.local.speech import HIBARI_LEAD_S, HibariVoice, Spoken, default_catalog
 from avatar_core.providers.local.visemes import VisemeTrack, viseme_track
+from tests.support.mouth_reading import MouthReader
 from tests.support.recording import Recorder
 
 CATALOG = default_catalog()
@@ -161,24 +162,14 @@ def test_a_mark_leaves_the_buffer_with_its_own_audio_and_clear_drops_it():
     assert short.speaking and short.mark is None and short.middle_offset is None
 
 
-def _mouth_patch(avatar: LocalAvatar, frame: np.ndarray, pose_dx_dy: tuple[int, int]) -> np.ndarray:
-    geometry = avatar._renderer.sprites.geometry
-    rows, cols = geometry.roi("mouth")
-    m = geometry.margin
-    dx, dy = pose_dx_dy
-    return frame[rows.start - m - dy : rows.stop - m - dy, cols.start - m - dx : cols.stop - m - dx]
+READER = MouthReader("ava", "low")
+READER_WITH_LOUDNESS = MouthReader("ava", "low", loudness=True)
 
 
-def _shape_shown(avatar: LocalAvatar, index: int, frame: np.ndarray, loudness: bool = False) -> str:
-    """The name of the shape sprite the frame's mouth is closest to; with `loudness`, the
-    old mouth's openings are candidates too ('loudness N')."""
-    pose = avatar._idle.pose(index, 0)  # the sway is a function of the tick: the same again
-    patch = _mouth_patch(avatar, frame, (pose.dx, pose.dy)).astype(np.int32)
-    sprites = avatar._renderer.sprites
-    candidates = {f"{SHAPES[k].name}": levels for k, levels in enumerate(sprites.shapes)}
-    if loudness:
-        candidates |= {f"loudness {k}": [mouth] for k, mouth in enumerate(sprites.mouths)}
-    return min(candidates, key=lambda name: min(np.abs(patch - s).mean() for s in candidates[name]))
+def _shape_shown(frame: np.ndarray, loudness: bool = False) -> str:
+    """The shape the frame's mouth shows (with `loudness`, maybe one of the old mouth's openings)."""
+    reader = READER_WITH_LOUDNESS if loudness else READER
+    return reader.read(reader.crop(frame)).shape
 
 
 def test_the_avatar_shows_the_shape_of_the_audio_it_sends_and_interrupt_clears_both():
@@ -194,7 +185,7 @@ def test_the_avatar_shows_the_shape_of_the_audio_it_sends_and_interrupt_clears_b
         for index in range(20):
             tick = avatar.tick(index)
             assert tick.speaking
-            shown.append(_shape_shown(avatar, index, tick.frame))
+            shown.append(_shape_shown(tick.frame))
             expected.append(SHAPES[mouth_pose(expected_track.at((index + 0.5) * TICK_S), 1.0).shape].name)
         assert shown == expected  # espeak is deterministic: the same phones, the same ticks
         assert "m b p" in shown and "oo" in shown
@@ -202,7 +193,7 @@ def test_the_avatar_shows_the_shape_of_the_audio_it_sends_and_interrupt_clears_b
         after = []
         for index in range(20, 24):  # each frame is a view valid until the next tick: compare at once
             tick = avatar.tick(index)
-            after.append((tick.speaking, _shape_shown(avatar, index, tick.frame, loudness=True)))
+            after.append((tick.speaking, _shape_shown(tick.frame, loudness=True)))
         assert not any(speaking for speaking, _ in after)  # the audio went with its shapes
         # nothing of the dropped sentence: the lips rest at once (not a loudness mouth closing)
         assert [name for _, name in after] == ["rest"] * 4
@@ -228,7 +219,7 @@ def test_queued_sentences_keep_their_shapes_in_step_across_the_boundary():
             return SHAPES[mouth_pose(track.at(at), 1.0).shape].name
 
         ticks = int(sum(sizes) / AUDIO_RATE / TICK_S)
-        shown = [_shape_shown(avatar, i, avatar.tick(i).frame) for i in range(ticks)]
+        shown = [_shape_shown(avatar.tick(i).frame) for i in range(ticks)]
         assert shown == [expected(i) for i in range(ticks)]
         boundary = int(first_s / TICK_S)
         assert "m b p" in shown[boundary : boundary + 3]  # "My" begins the second one
@@ -242,7 +233,7 @@ def test_audio_without_timings_keeps_the_loudness_mouth():
         avatar = LocalAvatar("ava", CATALOG.get("heart"), "low", Recorder())
         [spoken] = CATALOG.get("heart").sentences(SENTENCE)
         assert avatar.play(spoken.audio)  # audio made elsewhere: no phones came with it
-        shown = [_shape_shown(avatar, i, avatar.tick(i).frame, loudness=True) for i in range(15)]
+        shown = [_shape_shown(avatar.tick(i).frame, loudness=True) for i in range(15)]
         assert all(name.startswith("loudness") for name in shown), shown
         assert len(set(shown)) > 2  # it does move, with the volume
         await avatar.close()
@@ -264,7 +255,7 @@ def test_a_sentence_without_phones_keeps_the_loudness_mouth():
         await avatar.speak(SENTENCE)
         while avatar.queued_audio_s == 0:
             await asyncio.sleep(0.01)
-        shown = [_shape_shown(avatar, i, avatar.tick(i).frame, loudness=True) for i in range(15)]
+        shown = [_shape_shown(avatar.tick(i).frame, loudness=True) for i in range(15)]
         assert all(name.startswith("loudness") or name == "rest" for name in shown), shown
         assert len(set(shown)) > 2  # moving with the volume, not held at rest
         await avatar.close()
@@ -278,7 +269,7 @@ def test_the_loudness_setting_keeps_the_old_mouth_for_a_voice_with_timings():
         await avatar.speak(SENTENCE)
         while avatar.queued_audio_s == 0:
             await asyncio.sleep(0.01)
-        shown = [_shape_shown(avatar, i, avatar.tick(i).frame, loudness=True) for i in range(15)]
+        shown = [_shape_shown(avatar.tick(i).frame, loudness=True) for i in range(15)]
         assert all(name.startswith("loudness") or name == "rest" for name in shown), shown
         assert len(set(shown)) > 2
         await avatar.close()

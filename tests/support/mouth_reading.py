@@ -24,13 +24,15 @@ from avatar_core.providers.local.visemes import VisemeTrack
 
 @dataclass(frozen=True)
 class Reading:
-    shape: str  # a SHAPES name
+    shape: str  # a SHAPES name (or "loudness N")
     distance: float  # mean absolute difference to that sprite, 0-255
     margin: float  # how much further the next-best shape is
 
 
 class MouthReader:
-    def __init__(self, look_id: str, quality: Quality) -> None:
+    """With `loudness`, the loudness mouth's openings are candidates too ("loudness N")."""
+
+    def __init__(self, look_id: str, quality: Quality, loudness: bool = False) -> None:
         sprites = face_sprites(look_id, quality)
         g = sprites.geometry
         self.size = QUALITY_SIZES[quality]
@@ -49,6 +51,8 @@ class MouthReader:
         self._crop = (slice(max(0, top), bottom), slice(max(0, left), right))
         self._templates = [(shape.name, patch.astype(np.float32))
                            for shape, levels in zip(SHAPES, sprites.shapes, strict=True) for patch in levels]
+        if loudness:  # after the shapes: the resting mouth, drawn alike, reads as "rest"
+            self._templates += [(f"loudness {k}", mouth.astype(np.float32)) for k, mouth in enumerate(sprites.mouths)]
 
     def crop(self, frame: np.ndarray) -> np.ndarray:
         return frame[self._crop].copy()
