@@ -33,6 +33,7 @@ from tests.support.heygen_local_process import API_KEY as HEYGEN_KEY
 from tests.support.heygen_local_process import LocalHeyGenProcess
 from tests.support.liveavatar_local_process import API_KEY as LIVEAVATAR_KEY
 from tests.support.liveavatar_local_process import LocalLiveAvatarProcess
+from tests.support.mouth_measure import OPEN_MOUTH
 from tests.support.standin_process import StandInProcess
 from tests.support.webrtc_viewer import Received, Viewer
 
@@ -95,7 +96,7 @@ async def measure(url: str, pid: int, quality: str, seconds: float, standin: Sta
         spoke = standin.speech_started_at() if standin else []
         for t in starts:
             a = viewer.audio.first_time(lambda rms: rms > 0.02, t)
-            m = viewer.video.first_time(lambda dark: dark > 0.05, t)
+            m = viewer.video.first_time(lambda dark: dark > OPEN_MOUTH, t)
             if a and m and a < t + EVERY_S and m < t + EVERY_S:
                 audio_ms.append(1000 * (a - t))
                 mouth_ms.append(1000 * (m - t))

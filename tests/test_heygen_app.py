@@ -17,6 +17,7 @@ from avatar_core.providers.heygen.client import HeyGenClient
 from tests.support.app_process import AppProcess
 from tests.support.heygen_local_process import API_KEY, LocalHeyGenProcess
 from tests.support.log_lines import session_closed
+from tests.support.mouth_measure import OPEN_MOUTH
 from tests.support.webrtc_viewer import Viewer
 from tests.test_stream_integration import corner_becomes, greenness, wait_until
 
@@ -85,7 +86,7 @@ def test_new_start_repeat_close_relays_the_keyed_avatar(app, heygen):
             t = time.monotonic()
             await viewer.acall("repeat", "Hello, I am relayed from the HeyGen stand-in.")
             assert await wait_until(lambda: viewer.audio.max_value(t) > 0.05, 8)
-            assert await wait_until(lambda: viewer.video.max_value(t) > 0.05, 8)  # the mouth moved
+            assert await wait_until(lambda: viewer.video.max_value(t) > OPEN_MOUTH, 8)  # the mouth moved
             # what was said is logged whole once HeyGen ends the message
             log = await viewer.wait_for_log("HeyGen says", "Avatar finished speaking.", after=mark)
             new_lines = "\n".join(log.splitlines()[mark:])

@@ -21,6 +21,7 @@ from avatar_core.providers.liveavatar.client import LiveAvatarClient
 from tests.support.app_process import AppProcess
 from tests.support.liveavatar_local_process import API_KEY, LocalLiveAvatarProcess
 from tests.support.log_lines import session_closed
+from tests.support.mouth_measure import OPEN_MOUTH
 from tests.support.openai_process import OpenAIServerProcess
 from tests.support.webrtc_viewer import Viewer, speech_onsets
 from tests.test_heygen_app import wait_for
@@ -94,7 +95,7 @@ def clean(standin):
 
 async def speaks_and_mouth_moves(viewer: Viewer, since: float) -> None:
     assert await wait_until(lambda: viewer.audio.max_value(since) > 0.05, 10), "no speech at the viewer"
-    assert await wait_until(lambda: viewer.video.max_value(since) > 0.05, 10), "the mouth did not move"
+    assert await wait_until(lambda: viewer.video.max_value(since) > OPEN_MOUTH, 10), "the mouth did not move"
 
 
 @pytest.mark.parametrize("mode", ["full", "lite"])

@@ -19,9 +19,9 @@ from aiortc.mediastreams import MediaStreamError
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from avatar_core.providers.local.face import QUALITY_SIZES, face_sprites
 from tests.support.log_lines import holds
 from tests.support.microphone import MicrophoneTrack, connect_microphone
+from tests.support.mouth_measure import OPEN_MOUTH, mouth_darkness
 from tests.support.mouth_reading import MouthReader
 from tests.support.offers import offer_to, page_peer
 
@@ -31,7 +31,7 @@ class Received:
     """What one track delivered: arrival times and per-frame measurements."""
 
     times: list[float] = field(default_factory=list)
-    values: list[float] = field(default_factory=list)  # video: mouth darkness; audio: RMS
+    values: list[float] = field(default_factory=list)  # video: mouth_darkness; audio: RMS
     size: tuple[int, int] | None = None
     last_frame: np.ndarray | None = None
 
@@ -57,23 +57,12 @@ MAX_MOUTH_CROPS = 25 * 120  # two minutes of frames (a few kB each)
 MAX_AUDIO_PACKETS = 50 * 120  # two minutes of 20 ms packets
 AUDIO_PCM_RATE = 48_000  # what aiortc's Opus decoder gives
 SPEECH_RMS = 0.02  # an audio packet this loud is speech (bench/stream.py's onsets use the same levels)
-OPEN_MOUTH = 0.05  # this much mouth darkness is an open mouth
 
 
 def speech_onsets(viewer: Viewer, since: float) -> tuple[float | None, float | None]:
     """When the viewer first heard speech and first saw an open mouth, at or after `since`."""
     return (viewer.audio.first_time(lambda rms: rms > SPEECH_RMS, since),
             viewer.video.first_time(lambda dark: dark > OPEN_MOUTH, since))
-
-
-def mouth_darkness(frame: np.ndarray) -> float:
-    """Share of dark pixels where the mouth is (an open mouth is dark inside, closed lips are not)."""
-    h, w, _ = frame.shape
-    geometry = face_sprites("ava", next(q for q, size in QUALITY_SIZES.items() if size == (w, h))).geometry
-    rows, cols = geometry.roi("mouth")
-    m = geometry.margin  # the frame is the canvas less the margin, give or take the sway
-    roi = frame[rows.start - m : rows.stop - m, cols.start - m : cols.stop - m].astype(np.int32)
-    return float(np.mean(roi.sum(axis=2) < 200))
 
 
 class Viewer:
