@@ -167,7 +167,7 @@ def test_two_viewers_are_isolated(app):
             t_live = time.monotonic()
             assert await wait_until(lambda: received_until(a, t_live + 1) and received_until(b, t_live + 1), 10), \
                 "each viewer receives both its tracks"
-            leo_idle_mouth = a.video.max_value(t_live)  # mouth_darkness looks where Ava's mouth is
+            leo_idle_mouth = a.video.max_value(t_live)  # the baseline of a resting mouth
 
             async def speaks(talker: Viewer, listener: Viewer, text: str, shut_mouth_below: float) -> None:
                 mark = await talker.log_mark()
