@@ -66,7 +66,8 @@ def sway_reach(quality: Quality) -> tuple[int, int]:
 
 @lru_cache(maxsize=len(QUALITY_SIZES))
 def sway_offsets(quality: Quality) -> list[tuple[int, int]]:
-    """Every (dx, dy) the avatar's own idle motion moves the face by, over a whole cycle."""
+    """The (dx, dy) the avatar's own idle motion moves the face by in SWAY_SEEN_S: each period's
+    full reach, across and up and down (the box is grown by those reaches, whatever their mix)."""
     motion = IdleMotion(face_sprites(next(iter(LOOKS)), quality).geometry.margin, FPS, seed=0)
     return sorted({(p.dx, p.dy) for p in (motion.pose(tick, 0) for tick in range(SWAY_SEEN_S * FPS))})
 
